@@ -1,0 +1,168 @@
+"""One settings object for every hfloop process (env vars with the prefix ``HFLOOP_``).
+
+Unknown ``HFLOOP_*`` variables are rejected so a typo never silently falls back to a
+default; secrets are ``SecretStr`` and print masked.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "HFLOOP_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", validate_default=True)
+
+    # --- where things live -------------------------------------------------------
+    data_dir: Path = Field(Path(".hfloop"), description="Root of embedded stores and local Kafka data.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "hfloop", description="Download cache (Kafka jars); outside the repo."
+    )
+
+    # --- Kafka ---------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers; unset means the local broker (`hfloop kafka start`)."
+    )
+    kafka_port: int = Field(9092, description="Port of the local broker's client listener.")
+    kafka_version: str = Field("4.1.1", description="Apache Kafka version the local broker runs.")
+    kafka_heap: str = Field("768m", description="JVM heap of the local broker.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 | ...")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_partitions: int = Field(3, description="Partitions of the event topics created by `topics create`.")
+    kafka_replication: int = Field(1, description="Replication factor of created topics.")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible Schema Registry; when set, Confluent framing is written."
+    )
+
+    # --- stores --------------------------------------------------------------------
+    qdrant_url: str | None = Field(None, description="Qdrant server; unset means embedded (qdrant_path).")
+    qdrant_path: Path | None = Field(None, description="Embedded Qdrant folder; default <data_dir>/qdrant.")
+    qdrant_api_key: SecretStr | None = None
+    clickhouse_dsn: str | None = Field(
+        None, description="clickhouse-connect DSN: chdb:///path (default <data_dir>/chdb) or http(s)://..."
+    )
+    embedder: str = Field("minilm", description="Embedder backend: minilm | minilm-onnx | hash.")
+
+    # --- HTTP ------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = 8787
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="Comma-separated key:tenant pairs, e.g. 'k1:acme,k2:globex'."
+    )
+    max_body_bytes: int = Field(1_000_000, description="Largest accepted HTTP body; larger gets 413.")
+    max_batch: int = Field(1000, description="Most events in one POST /v1/events.")
+    api_url: str = Field("http://127.0.0.1:8787", description="Where SDK lookups and remote CLI calls go.")
+    api_key: SecretStr | None = Field(None, description="Key the CLI/SDK sends to the API.")
+
+    # --- stream processing -------------------------------------------------------------
+    join_grace_s: float = Field(180.0, description="How long an orphan outcome/feedback waits for its interaction.")
+    label_window_s: float = Field(60.0, description="Label emitted this long after the interaction's last signal.")
+    state_ttl_s: float = Field(86_400.0, description="Join state expires after this long.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_env(cls, data: Any) -> Any:
+        known = {PREFIX + name.upper() for name in cls.model_fields}
+        unknown = sorted(k for k in os.environ if k.startswith(PREFIX) and k not in known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return data
+
+    # --- derived ---------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def qdrant_folder(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    @property
+    def clickhouse(self) -> str:
+        return self.clickhouse_dsn or f"chdb:///{(self.data_dir / 'chdb').resolve()}"
+
+    def tenants_by_key(self) -> dict[str, str]:
+        """Parse ``api_keys`` into {key: tenant}; a malformed entry is an error, not ignored."""
+        out: dict[str, str] = {}
+        raw = self.api_keys.get_secret_value().strip()
+        if not raw:
+            return out
+        for item in raw.split(","):
+            key, sep, tenant = item.strip().partition(":")
+            if not sep or not key or not tenant:
+                raise ValueError("HFLOOP_API_KEYS entries must look like key:tenant")
+            out[key] = tenant
+        return out
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by every producer, consumer and admin client."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        if self.kafka_ssl_certfile:
+            conf["ssl.certificate.location"] = str(self.kafka_ssl_certfile)
+        if self.kafka_ssl_keyfile:
+            conf["ssl.key.location"] = str(self.kafka_ssl_keyfile)
+        return conf
+
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """The one place producer defaults live: idempotent, acks=all, compressed, batched."""
+        conf = self.kafka_client_config()
+        conf.update(
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "compression.type": "lz4",
+                "linger.ms": 5,
+                "batch.num.messages": 10_000,
+                "queue.buffering.max.messages": 500_000,
+                "message.timeout.ms": 60_000,
+            }
+        )
+        conf.update(overrides)
+        return conf
+
+    def consumer_config(self, group_id: str, **overrides: Any) -> dict[str, Any]:
+        """Consumers commit manually, after their effects are durable."""
+        conf = self.kafka_client_config()
+        conf.update(
+            {
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        conf.update(overrides)
+        return conf
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,158 @@
+"""Kafka plumbing every wing shares: topic creation, a record producer, dead letters."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from hfloop.config import Settings
+from hfloop.events.serde import Serde
+from hfloop.events.topics import DLQ, RECORD_TOPIC, TOPICS, key_of
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not acknowledge one or more records."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(f"{len(errors)} record(s) not delivered: {'; '.join(errors[:5])}")
+        self.errors = errors
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_topics(
+    settings: Settings, partitions: int | None = None, timeout: float = 30.0, topics: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Create every contract topic that does not exist; returns {topic: 'created'|'exists'}."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [TOPICS[t] for t in (topics or TOPICS)]
+    result = {t.name: "exists" for t in wanted if t.name in existing}
+    new = [
+        NewTopic(
+            t.name,
+            num_partitions=t.partitions or partitions or settings.kafka_partitions,
+            replication_factor=settings.kafka_replication,
+            config=t.config(),
+        )
+        for t in wanted
+        if t.name not in existing
+    ]
+    if new:
+        for name, fut in admin.create_topics(new, operation_timeout=timeout).items():
+            try:
+                fut.result(timeout)
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+                result[name] = "exists"
+    return result
+
+
+class RecordProducer:
+    """Encodes hfloop records and produces them with the project's producer defaults.
+
+    Delivery failures are never dropped: each is passed to ``on_error`` when given, and
+    :meth:`flush` raises :class:`DeliveryError` for any not reported elsewhere.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        serde: Serde,
+        on_error: Callable[[str, KafkaError], None] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.serde = serde
+        self._producer = Producer(settings.producer_config(**overrides))
+        self._on_error = on_error
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            return
+        desc = f"{msg.topic()}[{msg.key()!r}]: {err.str()}"
+        if self._on_error is not None:
+            self._on_error(desc, err)
+        else:
+            with self._lock:
+                self._errors.append(desc)
+
+    def send(self, record_name: str, record: dict[str, Any], topic: str | None = None, strict: bool = False) -> None:
+        topic = topic or RECORD_TOPIC[record_name]
+        value = self.serde.encode(record_name, record, strict=strict)
+        self.send_raw(topic, key_of(topic, record), value)
+
+    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=self._delivered, headers=headers)
+                break
+            except BufferError:
+                # Local queue full: serve delivery reports until there is room (backpressure).
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def poll(self, timeout: float = 0) -> int:
+        return self._producer.poll(timeout)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryError([f"{remaining} record(s) still queued after {timeout}s"])
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            raise DeliveryError(errors)
+
+    def __len__(self) -> int:
+        return len(self._producer)
+
+
+def dead_letter(
+    *,
+    reason: str,
+    error: str,
+    payload: bytes | None,
+    key: bytes | None,
+    origin_topic: str,
+    origin_partition: int = -1,
+    origin_offset: int = -1,
+    processor: str,
+    tenant_id: str = "unknown",
+) -> dict[str, Any]:
+    """A DeadLetter record; its id is derived from the origin so a redelivery dedups."""
+    if origin_offset >= 0:
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"dlq/{processor}/{origin_topic}/{origin_partition}/{origin_offset}").hex
+    else:
+        event_id = new_id()
+    return {
+        "event_id": event_id,
+        "tenant_id": tenant_id,
+        "event_time": now_ms(),
+        "reason": reason,
+        "error": error[:2000],
+        "origin_topic": origin_topic,
+        "origin_partition": origin_partition,
+        "origin_offset": origin_offset,
+        "processor": processor,
+        "key": key,
+        "payload": payload or b"",
+    }
+
+
+__all__ = ["DLQ", "DeliveryError", "RecordProducer", "create_topics", "dead_letter", "new_id", "now_ms"]

@@ -1,0 +1,276 @@
+"""FeedbackClient: publish interactions and feedback to Kafka from any Python service.
+
+    from hfloop import FeedbackClient
+    with FeedbackClient(tenant_id="acme") as fb:
+        iid = fb.log_interaction(agent_id="support", prompt="How do I reset my password?",
+                                 response="Go to Settings > Security.")
+        fb.rate(iid, thumbs_up=False, annotator_id="user-42")
+        fb.correct(iid, "Use the 'Forgot password' link on the sign-in page.", annotator_id="agent-7")
+
+Producing is asynchronous and batched (idempotent, acks=all, lz4). A delivery failure is
+reported to ``on_error`` when given, else raised by the next :meth:`flush` (also on exit of
+the ``with`` block). ``wait=True`` on any method blocks until Kafka acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, Producer
+
+from hfloop.config import Settings, get_settings
+from hfloop.events.kafka import DeliveryError
+from hfloop.events.serde import Serde, default_serde
+from hfloop.events.topics import FEEDBACK, INTERACTIONS, OUTCOMES, key_of
+from hfloop.sdk import events as ev
+
+Prompt = str | Sequence[Mapping[str, str]]
+
+
+class _Base:
+    def __init__(self, tenant_id: str, settings: Settings | None, serde: Serde | None) -> None:
+        self.tenant_id = tenant_id
+        self.settings = settings or get_settings()
+        self.serde = serde or default_serde()
+
+    # Builders shared by the sync and async clients --------------------------------------
+    def _interaction(self, agent_id: str, prompt: Prompt, response: str, **kw: Any) -> dict[str, Any]:
+        return ev.interaction(tenant_id=self.tenant_id, agent_id=agent_id, prompt=prompt, response=response, **kw)
+
+    def _rating(self, interaction_id: str, annotator_id: str, *, thumbs_up: bool | None, stars: float | None,
+                score: float | None, **kw: Any) -> dict[str, Any]:  # fmt: skip
+        given = [x is not None for x in (thumbs_up, stars, score)]
+        if sum(given) != 1:
+            raise ValueError("rate() takes exactly one of thumbs_up, stars, score")
+        if thumbs_up is not None:
+            rating = {"scale": "THUMBS", "value": 1.0 if thumbs_up else -1.0}
+        elif stars is not None:
+            if not 1 <= stars <= 5:
+                raise ValueError(f"stars must be within 1..5, got {stars}")
+            rating = {"scale": "STARS5", "value": float(stars)}
+        else:
+            assert score is not None
+            if not -1 <= score <= 1:
+                raise ValueError(f"score must be within -1..1, got {score}")
+            rating = {"scale": "SCORE", "value": float(score)}
+        return ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="RATING",
+                           annotator_id=annotator_id, rating=rating, **kw)  # fmt: skip
+
+    def _prefer(self, interaction_id: str, response_a: str, response_b: str, choice: str, annotator_id: str,
+                strength: float | None, **kw: Any) -> dict[str, Any]:  # fmt: skip
+        choice = choice.upper()
+        if choice not in ("A", "B", "TIE"):
+            raise ValueError(f"choice must be A, B or TIE, got {choice!r}")
+        comp = {"response_a": response_a, "response_b": response_b, "choice": choice, "strength": strength}
+        return ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="PREFERENCE",
+                           annotator_id=annotator_id, comparison=comp, **kw)  # fmt: skip
+
+
+class FeedbackClient(_Base):
+    """Synchronous producer of hfloop events (thread-safe)."""
+
+    def __init__(
+        self,
+        tenant_id: str = "default",
+        *,
+        settings: Settings | None = None,
+        serde: Serde | None = None,
+        on_error: Callable[[str, KafkaError], None] | None = None,
+        **producer_overrides: Any,
+    ) -> None:
+        super().__init__(tenant_id, settings, serde)
+        self._producer = Producer(self.settings.producer_config(**producer_overrides))
+        self._on_error = on_error
+        self._errors: list[str] = []
+        self._lock = threading.Lock()
+
+    # --- events ------------------------------------------------------------------------
+    def log_interaction(self, agent_id: str, prompt: Prompt, response: str, *, wait: bool = False,
+                        **fields: Any) -> str:  # fmt: skip
+        """Publish what the agent did; returns the interaction_id to attach feedback to."""
+        rec = self._interaction(agent_id, prompt, response, **fields)
+        self._send("Interaction", INTERACTIONS, rec, wait)
+        return str(rec["interaction_id"])
+
+    def rate(self, interaction_id: str, *, annotator_id: str, thumbs_up: bool | None = None,
+             stars: float | None = None, score: float | None = None, wait: bool = False, **fields: Any) -> str:  # fmt: skip
+        """A rating: thumbs (up/down), 1-5 stars, or a score in [-1, 1]."""
+        rec = self._rating(interaction_id, annotator_id, thumbs_up=thumbs_up, stars=stars, score=score, **fields)
+        return self._send("Feedback", FEEDBACK, rec, wait)
+
+    def correct(self, interaction_id: str, corrected: str, *, annotator_id: str, wait: bool = False,
+                **fields: Any) -> str:  # fmt: skip
+        """An edited answer: a negative for the original and a positive example."""
+        rec = ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="CORRECTION",
+                          annotator_id=annotator_id, correction=corrected, **fields)  # fmt: skip
+        return self._send("Feedback", FEEDBACK, rec, wait)
+
+    def prefer(self, interaction_id: str, response_a: str, response_b: str, choice: str, *, annotator_id: str,
+               strength: float | None = None, wait: bool = False, **fields: Any) -> str:  # fmt: skip
+        """A pairwise preference between two answers to the interaction's prompt."""
+        rec = self._prefer(interaction_id, response_a, response_b, choice, annotator_id, strength, **fields)
+        return self._send("Feedback", FEEDBACK, rec, wait)
+
+    def demonstrate(self, interaction_id: str, answer: str, *, annotator_id: str, wait: bool = False,
+                    **fields: Any) -> str:  # fmt: skip
+        """A demonstration: the answer an expert would have given."""
+        rec = ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="DEMONSTRATION",
+                          annotator_id=annotator_id, demonstration=answer, **fields)  # fmt: skip
+        return self._send("Feedback", FEEDBACK, rec, wait)
+
+    def comment(self, interaction_id: str, text: str, *, annotator_id: str, wait: bool = False, **fields: Any) -> str:
+        rec = ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="COMMENT",
+                          annotator_id=annotator_id, comment=text, **fields)  # fmt: skip
+        return self._send("Feedback", FEEDBACK, rec, wait)
+
+    def signal(self, interaction_id: str, kind: str, *, wait: bool = False, **fields: Any) -> str:
+        """Implicit behaviour: accepted, copied, edited, deleted, rephrased, escalated, resolved, ..."""
+        rec = ev.outcome(tenant_id=self.tenant_id, interaction_id=interaction_id, kind=kind, **fields)
+        return self._send("Outcome", OUTCOMES, rec, wait)
+
+    def send(self, record_name: str, record: dict[str, Any], *, wait: bool = False) -> str:
+        """Publish a complete record (e.g. one built elsewhere) to its contract topic."""
+        topic = {"Interaction": INTERACTIONS, "Feedback": FEEDBACK, "Outcome": OUTCOMES}[record_name]
+        return self._send(record_name, topic, record, wait)
+
+    # --- delivery ----------------------------------------------------------------------
+    def _send(self, record_name: str, topic: str, rec: dict[str, Any], wait: bool) -> str:
+        value = self.serde.encode(record_name, rec)
+        key = key_of(topic, rec)
+        if wait:
+            done = threading.Event()
+            box: list[KafkaError | None] = [None]
+
+            def ack(err: KafkaError | None, _msg: Any) -> None:
+                box[0] = err
+                done.set()
+
+            self._produce(topic, key, value, ack)
+            while not done.is_set():
+                self._producer.poll(0.05)
+            if box[0] is not None:
+                raise DeliveryError([f"{topic}: {box[0].str()}"])
+        else:
+            self._produce(topic, key, value, self._delivered)
+        return str(rec["event_id"])
+
+    def _produce(self, topic: str, key: bytes, value: bytes, cb: Callable[[KafkaError | None, Any], None]) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, on_delivery=cb)
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            return
+        desc = f"{msg.topic()}[{msg.key()!r}]: {err.str()}"
+        if self._on_error is not None:
+            self._on_error(desc, err)
+        else:
+            with self._lock:
+                self._errors.append(desc)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until everything sent so far is acknowledged; raise DeliveryError otherwise."""
+        left = self._producer.flush(timeout)
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if left:
+            errors.append(f"{left} record(s) not acknowledged within {timeout}s")
+        if errors:
+            raise DeliveryError(errors)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> FeedbackClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+class AsyncFeedbackClient(_Base):
+    """asyncio flavour: every method is a coroutine that returns once Kafka acknowledged."""
+
+    def __init__(self, tenant_id: str = "default", *, settings: Settings | None = None, serde: Serde | None = None,
+                 **producer_overrides: Any) -> None:  # fmt: skip
+        super().__init__(tenant_id, settings, serde)
+        self._producer = Producer(self.settings.producer_config(**producer_overrides))
+        self._closing = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="hfloop-sdk-poll", daemon=True)
+        self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.05)
+
+    async def _send(self, record_name: str, topic: str, rec: dict[str, Any]) -> str:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ack(err: KafkaError | None, _msg: Any) -> None:
+            def settle() -> None:
+                if fut.done():
+                    return
+                if err is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(DeliveryError([f"{topic}: {err.str()}"]))
+
+            loop.call_soon_threadsafe(settle)
+
+        value = self.serde.encode(record_name, rec)
+        while True:
+            try:
+                self._producer.produce(topic, value, key_of(topic, rec), on_delivery=ack)
+                break
+            except BufferError:
+                await asyncio.sleep(0.05)
+        await fut
+        return str(rec["event_id"])
+
+    async def log_interaction(self, agent_id: str, prompt: Prompt, response: str, **fields: Any) -> str:
+        rec = self._interaction(agent_id, prompt, response, **fields)
+        await self._send("Interaction", INTERACTIONS, rec)
+        return str(rec["interaction_id"])
+
+    async def rate(self, interaction_id: str, *, annotator_id: str, thumbs_up: bool | None = None,
+                   stars: float | None = None, score: float | None = None, **fields: Any) -> str:  # fmt: skip
+        rec = self._rating(interaction_id, annotator_id, thumbs_up=thumbs_up, stars=stars, score=score, **fields)
+        return await self._send("Feedback", FEEDBACK, rec)
+
+    async def correct(self, interaction_id: str, corrected: str, *, annotator_id: str, **fields: Any) -> str:
+        rec = ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="CORRECTION",
+                          annotator_id=annotator_id, correction=corrected, **fields)  # fmt: skip
+        return await self._send("Feedback", FEEDBACK, rec)
+
+    async def prefer(self, interaction_id: str, response_a: str, response_b: str, choice: str, *,
+                     annotator_id: str, strength: float | None = None, **fields: Any) -> str:  # fmt: skip
+        rec = self._prefer(interaction_id, response_a, response_b, choice, annotator_id, strength, **fields)
+        return await self._send("Feedback", FEEDBACK, rec)
+
+    async def demonstrate(self, interaction_id: str, answer: str, *, annotator_id: str, **fields: Any) -> str:
+        rec = ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="DEMONSTRATION",
+                          annotator_id=annotator_id, demonstration=answer, **fields)  # fmt: skip
+        return await self._send("Feedback", FEEDBACK, rec)
+
+    async def signal(self, interaction_id: str, kind: str, **fields: Any) -> str:
+        rec = ev.outcome(tenant_id=self.tenant_id, interaction_id=interaction_id, kind=kind, **fields)
+        return await self._send("Outcome", OUTCOMES, rec)
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, 30.0)
+        self._closing.set()
+
+    async def __aenter__(self) -> AsyncFeedbackClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

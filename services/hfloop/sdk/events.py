@@ -1,0 +1,144 @@
+"""Builders of the input events (pure: ids, timestamps, defaults), shared by SDK and gateway."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+OUTCOME_KINDS = ("ACCEPTED", "COPIED", "EDITED", "DELETED", "REPHRASED", "ESCALATED", "RESOLVED", "REOPENED",
+                 "ABANDONED", "CUSTOM")  # fmt: skip
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _id() -> str:
+    return uuid.uuid4().hex
+
+
+def messages_of(prompt: str | Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in prompt]
+
+
+def interaction(
+    *,
+    tenant_id: str,
+    agent_id: str,
+    prompt: str | Sequence[Mapping[str, str]],
+    response: str,
+    interaction_id: str | None = None,
+    session_id: str | None = None,
+    user_id: str = "anonymous",
+    agent_version: str = "0",
+    model_id: str = "unknown",
+    route: str = "default",
+    retrieved_doc_ids: Sequence[str] = (),
+    memory_ids_used: Sequence[str] = (),
+    latency_ms: float = 0.0,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    metadata: Mapping[str, str] | None = None,
+    trace_id: str | None = None,
+    parent_interaction_id: str | None = None,
+    event_time: int | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    iid = interaction_id or _id()
+    return {
+        "event_id": event_id or _id(),
+        "tenant_id": tenant_id,
+        "event_time": event_time or _now(),
+        "interaction_id": iid,
+        "session_id": session_id or iid,
+        "user_id": user_id,
+        "agent_id": agent_id,
+        "agent_version": agent_version,
+        "model_id": model_id,
+        "route": route,
+        "messages": messages_of(prompt),
+        "response": response,
+        "retrieved_doc_ids": list(retrieved_doc_ids),
+        "memory_ids_used": list(memory_ids_used),
+        "latency_ms": float(latency_ms),
+        "prompt_tokens": int(prompt_tokens),
+        "completion_tokens": int(completion_tokens),
+        "metadata": dict(metadata or {}),
+        "trace_id": trace_id,
+        "parent_interaction_id": parent_interaction_id,
+    }
+
+
+def feedback(
+    *,
+    tenant_id: str,
+    interaction_id: str,
+    kind: str,
+    annotator_id: str,
+    source: str = "EXPLICIT",
+    annotator_pool: str | None = None,
+    session_id: str | None = None,
+    rating: Mapping[str, Any] | None = None,
+    correction: str | None = None,
+    comparison: Mapping[str, Any] | None = None,
+    demonstration: str | None = None,
+    comment: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    event_time: int | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id or _id(),
+        "tenant_id": tenant_id,
+        "event_time": event_time or _now(),
+        "interaction_id": interaction_id,
+        "kind": kind,
+        "source": source,
+        "annotator_id": annotator_id,
+        "annotator_pool": annotator_pool,
+        "session_id": session_id,
+        "rating": dict(rating) if rating else None,
+        "correction": correction,
+        "comparison": dict(comparison) if comparison else None,
+        "demonstration": demonstration,
+        "comment": comment,
+        "metadata": dict(metadata or {}),
+    }
+
+
+def outcome(
+    *,
+    tenant_id: str,
+    interaction_id: str,
+    kind: str,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    custom_kind: str | None = None,
+    value: float | None = None,
+    text: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    event_time: int | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    kind = kind.upper()
+    if kind not in OUTCOME_KINDS:
+        raise ValueError(f"unknown outcome kind {kind!r}; one of {', '.join(OUTCOME_KINDS)}")
+    if kind == "CUSTOM" and not custom_kind:
+        raise ValueError("a CUSTOM outcome needs custom_kind")
+    return {
+        "event_id": event_id or _id(),
+        "tenant_id": tenant_id,
+        "event_time": event_time or _now(),
+        "interaction_id": interaction_id,
+        "session_id": session_id,
+        "user_id": user_id,
+        "kind": kind,
+        "custom_kind": custom_kind,
+        "value": value,
+        "text": text,
+        "metadata": dict(metadata or {}),
+    }
