@@ -1,8 +1,8 @@
 """`make bench`: run every benchmarks/bench_*.py against a real broker, record the figures.
 
-    python -m benchmarks.run              # all
-    python -m benchmarks.run backbone     # only bench_backbone.py
-    python -m benchmarks.run --quick      # smaller sizes (smoke)
+python -m benchmarks.run              # all
+python -m benchmarks.run backbone     # only bench_backbone.py
+python -m benchmarks.run --quick      # smaller sizes (smoke)
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _render(results: dict[str, dict]) -> str:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     only = [a for a in argv if not a.startswith("-")]
-    names = sorted(p.stem[len("bench_"):] for p in Path(__file__).parent.glob("bench_*.py"))
+    names = sorted(p.stem[len("bench_") :] for p in Path(__file__).parent.glob("bench_*.py"))
     if only:
         names = [n for n in names if n in only]
     RESULTS.mkdir(exist_ok=True)

@@ -24,7 +24,11 @@ def kafka_broker() -> Iterator[LocalKafka]:
     """A real single-node Kafka 4 broker (KRaft), started once, stopped at the end."""
     home = Path(tempfile.mkdtemp(prefix="hfloop-kafka-"))
     broker = LocalKafka(
-        home=home, port=free_port(), version=Settings().kafka_version, cache_dir=Settings().cache_dir, heap="1g"
+        home=home,
+        port=free_port(),
+        version=Settings().kafka_version,
+        cache_dir=Settings().cache_dir,
+        heap="1g",
     )
     broker.start()
     yield broker

@@ -48,6 +48,7 @@ def test_common_fields_and_docs(name):
 
 def _example(raw) -> dict:
     """A record with every field filled with a type-correct value (defaults where present)."""
+
     def value(t):
         if isinstance(t, list):
             return value(t[1]) if t[0] == "null" else value(t[0])
@@ -64,6 +65,7 @@ def _example(raw) -> dict:
             return value(kind)
         return {"string": "s", "long": 7, "int": 3, "double": 0.5, "boolean": True, "bytes": b"\x00\x01",
                 "float": 0.25, "null": None}[t]  # fmt: skip
+
     return {f["name"]: value(f["type"]) for f in raw["fields"]}
 
 

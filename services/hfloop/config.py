@@ -66,9 +66,28 @@ class Settings(BaseSettings):
     api_url: str = Field("http://127.0.0.1:8787", description="Where SDK lookups and remote CLI calls go.")
     api_key: SecretStr | None = Field(None, description="Key the CLI/SDK sends to the API.")
 
+    # --- analytics (ClickHouse history) ---------------------------------------------------
+    analytics_database: str = Field("hfloop", description="ClickHouse database holding one table per topic.")
+    analytics_group: str = Field("hfloop-analytics", description="Consumer group of the ClickHouse sink.")
+    analytics_batch_rows: int = Field(50_000, description="Sink flushes once this many records are buffered.")
+    analytics_batch_ms: int = Field(
+        1_000, description="Sink flushes buffered records at least this often (ms)."
+    )
+    analytics_retry_max_s: float = Field(
+        10.0, description="Longest wait between insert retries while ClickHouse is down."
+    )
+    analytics_max_rows: int = Field(
+        10_000, description="Most rows POST /v1/analytics/query returns (then truncated)."
+    )
+    analytics_max_execution_s: int = Field(30, description="Time limit of one analytics query (seconds).")
+
     # --- stream processing -------------------------------------------------------------
-    join_grace_s: float = Field(180.0, description="How long an orphan outcome/feedback waits for its interaction.")
-    label_window_s: float = Field(60.0, description="Label emitted this long after the interaction's last signal.")
+    join_grace_s: float = Field(
+        180.0, description="How long an orphan outcome/feedback waits for its interaction."
+    )
+    label_window_s: float = Field(
+        60.0, description="Label emitted this long after the interaction's last signal."
+    )
     state_ttl_s: float = Field(86_400.0, description="Join state expires after this long.")
 
     @model_validator(mode="before")

@@ -50,7 +50,9 @@ def pom_path() -> Path:
 
 def java_major_version(java: str = "java") -> int:
     if shutil.which(java) is None:
-        raise KafkaLocalError("Java not found: the local Kafka broker needs Java 17+ (apt-get install openjdk-17-jre)")
+        raise KafkaLocalError(
+            "Java not found: the local Kafka broker needs Java 17+ (apt-get install openjdk-17-jre)"
+        )
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not m:
@@ -129,7 +131,9 @@ class LocalKafka:
         ]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise KafkaLocalError(f"mvn failed to resolve Kafka {self.version}:\n{(proc.stdout + proc.stderr)[-2000:]}")
+            raise KafkaLocalError(
+                f"mvn failed to resolve Kafka {self.version}:\n{(proc.stdout + proc.stderr)[-2000:]}"
+            )
         shutil.rmtree(self.libs, ignore_errors=True)
         tmp.rename(self.libs)
         marker.touch()
@@ -198,7 +202,9 @@ class LocalKafka:
                 return int(m[1])
         return None
 
-    def _java(self, main: str, *args: str, log: Path | None = None, detach: bool = False) -> subprocess.Popen[bytes]:
+    def _java(
+        self, main: str, *args: str, log: Path | None = None, detach: bool = False
+    ) -> subprocess.Popen[bytes]:
         cp = f"{self.libs}/*"
         cmd = [
             "java", f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
@@ -225,9 +231,13 @@ class LocalKafka:
             import base64
 
             cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
-            fmt = self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config), log=self.log_file)
+            fmt = self._java(
+                "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config), log=self.log_file
+            )
             if fmt.wait() != 0:
-                raise KafkaLocalError(f"formatting the KRaft log failed; see {self.log_file}\n{self._log_tail()}")
+                raise KafkaLocalError(
+                    f"formatting the KRaft log failed; see {self.log_file}\n{self._log_tail()}"
+                )
         proc = self._java("kafka.Kafka", str(config), log=self.log_file, detach=True)
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout

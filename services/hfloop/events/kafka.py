@@ -33,7 +33,10 @@ def new_id() -> str:
 
 
 def create_topics(
-    settings: Settings, partitions: int | None = None, timeout: float = 30.0, topics: Iterable[str] | None = None
+    settings: Settings,
+    partitions: int | None = None,
+    timeout: float = 30.0,
+    topics: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """Create every contract topic that does not exist; returns {topic: 'created'|'exists'}."""
     admin = AdminClient(settings.kafka_client_config())
@@ -92,12 +95,16 @@ class RecordProducer:
             with self._lock:
                 self._errors.append(desc)
 
-    def send(self, record_name: str, record: dict[str, Any], topic: str | None = None, strict: bool = False) -> None:
+    def send(
+        self, record_name: str, record: dict[str, Any], topic: str | None = None, strict: bool = False
+    ) -> None:
         topic = topic or RECORD_TOPIC[record_name]
         value = self.serde.encode(record_name, record, strict=strict)
         self.send_raw(topic, key_of(topic, record), value)
 
-    def send_raw(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+    def send_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=self._delivered, headers=headers)
@@ -137,7 +144,9 @@ def dead_letter(
 ) -> dict[str, Any]:
     """A DeadLetter record; its id is derived from the origin so a redelivery dedups."""
     if origin_offset >= 0:
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"dlq/{processor}/{origin_topic}/{origin_partition}/{origin_offset}").hex
+        event_id = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"dlq/{processor}/{origin_topic}/{origin_partition}/{origin_offset}"
+        ).hex
     else:
         event_id = new_id()
     return {

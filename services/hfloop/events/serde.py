@@ -83,12 +83,24 @@ class Registry(Protocol):
     def get_schema(self, schema_id: int) -> Any: ...
 
 
-def _field_path(err: ValidationError) -> str:
-    # fastavro reports e.g. "dev.hfloop.Interaction.messages is <1> of type <class 'int'> ..."
-    parts = []
-    for item in err.args[0] if err.args and isinstance(err.args[0], list) else []:
-        parts.append(str(getattr(item, "field", "") or ""))
-    return ", ".join(p.rsplit(".", 1)[-1] if p else "" for p in parts if p)
+def _expected(schema: Any) -> str:
+    if isinstance(schema, dict) and schema.get("type") == "enum":
+        return f"one of {', '.join(schema['symbols'])}"
+    if isinstance(schema, dict):
+        return str(schema.get("type"))
+    return str(schema)
+
+
+def _describe(err: ValidationError) -> tuple[str, str]:
+    """(field, message) of fastavro's first validation error, in words a caller can act on."""
+    datas = getattr(err, "errors", None) or []
+    if not datas:
+        return "", str(err).replace("\n", " ")[:300]
+    first = datas[0]
+    field = str(first.field or "").rsplit(".", 1)[-1]
+    # A union reports one error per branch: name every branch that was tried.
+    expected = " or ".join(dict.fromkeys(_expected(d.schema) for d in datas if d.field == first.field))
+    return field, f"got {first.datum!r:.60} ({type(first.datum).__name__}), expected {expected}"
 
 
 class Serde:
@@ -138,7 +150,8 @@ class Serde:
         try:
             validate(record, codec.plain, raise_errors=True)
         except ValidationError as exc:
-            raise EncodeError(name, _field_path(exc), str(exc).replace("\n", " ")[:500]) from exc
+            field, message = _describe(exc)
+            raise EncodeError(name, field, message) from exc
 
     def _header(self, codec: Codec) -> bytes:
         if self.registry is None:
@@ -221,7 +234,9 @@ class Serde:
             # A writer version we do not ship: still readable into our reader schema.
             name = raw.get("name", "")
             if name not in self._readers:
-                raise DecodeError("unknown_schema", f"schema id {sid} is record {name!r}, not an hfloop record")
+                raise DecodeError(
+                    "unknown_schema", f"schema id {sid} is record {name!r}, not an hfloop record"
+                )
             sv = SchemaVersion(name, -sid, raw, None, "", fp)
             codec = Codec.of(sv)
         self._by_id[sid] = codec

@@ -69,15 +69,19 @@ def events_router(settings: Settings, serde: Serde, producer: AckingProducer) ->
     def factory(auth: Callable[..., Tenant], metrics: Metrics) -> APIRouter:
         from prometheus_client import Counter
 
-        accepted = Counter("hfloop_gateway_events_total", "Events accepted", ["type"], registry=metrics.registry)
-        rejected = Counter("hfloop_gateway_rejected_total", "Requests rejected", ["reason"], registry=metrics.registry)
+        accepted = Counter(
+            "hfloop_gateway_events_total", "Events accepted", ["type"], registry=metrics.registry
+        )
+        rejected = Counter(
+            "hfloop_gateway_rejected_total", "Requests rejected", ["reason"], registry=metrics.registry
+        )
         router = APIRouter(tags=["events"])
 
         @router.post(
             "/v1/events",
             summary="Publish one event or a batch",
             description=(
-                "Body: one event object, a JSON array of events, or {\"events\": [...]}. Each event has "
+                'Body: one event object, a JSON array of events, or {"events": [...]}. Each event has '
                 "`type` (interaction | feedback | outcome) and the fields of its Avro schema. Answers after "
                 "Kafka acknowledged every event; a batch is all-or-nothing."
             ),
@@ -97,7 +101,10 @@ def events_router(settings: Settings, serde: Serde, producer: AckingProducer) ->
             except EventError as exc:
                 rejected.labels("invalid_event").inc()
                 return JSONResponse(
-                    {"detail": str(exc), "errors": [{"index": exc.index, "field": exc.field, "message": exc.message}]},
+                    {
+                        "detail": str(exc),
+                        "errors": [{"index": exc.index, "field": exc.field, "message": exc.message}],
+                    },
                     status_code=422,
                 )
             await producer.send_all([(e.topic, e.key, e.value) for e in encoded])
@@ -113,7 +120,9 @@ def events_router(settings: Settings, serde: Serde, producer: AckingProducer) ->
 def build_app(settings: Settings | None = None, serde: Serde | None = None) -> Any:
     settings = settings or get_settings()
     producer = AckingProducer(settings)
-    app = create_app(settings, [events_router(settings, serde or default_serde(), producer)], title="hfloop gateway")
+    app = create_app(
+        settings, [events_router(settings, serde or default_serde(), producer)], title="hfloop gateway"
+    )
     app.router.on_shutdown.append(producer.close)
     return app
 

@@ -90,7 +90,11 @@ def prepare(serde: Serde, raw: Any, tenant: str, index: int | None = None) -> En
     for f in schema["fields"]:
         if f["name"] not in data and "default" in f:
             data[f["name"]] = f["default"]
-    if record_name == "Interaction" and "session_id" not in data and isinstance(data.get("interaction_id"), str):
+    if (
+        record_name == "Interaction"
+        and "session_id" not in data
+        and isinstance(data.get("interaction_id"), str)
+    ):
         data["session_id"] = data["interaction_id"]
     if record_name == "DeadLetter":  # pragma: no cover - not an input type
         data["payload"] = base64.b64decode(data["payload"])
@@ -109,7 +113,7 @@ def prepare_batch(serde: Serde, body: Any, tenant: str, max_batch: int) -> list[
     if isinstance(body, dict) and "events" in body and "type" not in body:
         extra = sorted(set(body) - {"events"})
         if extra:
-            raise EventError(None, extra[0], "unknown top-level field (a batch is {\"events\": [...]})")
+            raise EventError(None, extra[0], 'unknown top-level field (a batch is {"events": [...]})')
         body = body["events"]
     if isinstance(body, list):
         if not body:

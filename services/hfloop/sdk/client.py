@@ -38,7 +38,9 @@ class _Base:
 
     # Builders shared by the sync and async clients --------------------------------------
     def _interaction(self, agent_id: str, prompt: Prompt, response: str, **kw: Any) -> dict[str, Any]:
-        return ev.interaction(tenant_id=self.tenant_id, agent_id=agent_id, prompt=prompt, response=response, **kw)
+        return ev.interaction(
+            tenant_id=self.tenant_id, agent_id=agent_id, prompt=prompt, response=response, **kw
+        )
 
     def _rating(self, interaction_id: str, annotator_id: str, *, thumbs_up: bool | None, stars: float | None,
                 score: float | None, **kw: Any) -> dict[str, Any]:  # fmt: skip
@@ -98,7 +100,9 @@ class FeedbackClient(_Base):
     def rate(self, interaction_id: str, *, annotator_id: str, thumbs_up: bool | None = None,
              stars: float | None = None, score: float | None = None, wait: bool = False, **fields: Any) -> str:  # fmt: skip
         """A rating: thumbs (up/down), 1-5 stars, or a score in [-1, 1]."""
-        rec = self._rating(interaction_id, annotator_id, thumbs_up=thumbs_up, stars=stars, score=score, **fields)
+        rec = self._rating(
+            interaction_id, annotator_id, thumbs_up=thumbs_up, stars=stars, score=score, **fields
+        )
         return self._send("Feedback", FEEDBACK, rec, wait)
 
     def correct(self, interaction_id: str, corrected: str, *, annotator_id: str, wait: bool = False,
@@ -121,7 +125,9 @@ class FeedbackClient(_Base):
                           annotator_id=annotator_id, demonstration=answer, **fields)  # fmt: skip
         return self._send("Feedback", FEEDBACK, rec, wait)
 
-    def comment(self, interaction_id: str, text: str, *, annotator_id: str, wait: bool = False, **fields: Any) -> str:
+    def comment(
+        self, interaction_id: str, text: str, *, annotator_id: str, wait: bool = False, **fields: Any
+    ) -> str:
         rec = ev.feedback(tenant_id=self.tenant_id, interaction_id=interaction_id, kind="COMMENT",
                           annotator_id=annotator_id, comment=text, **fields)  # fmt: skip
         return self._send("Feedback", FEEDBACK, rec, wait)
@@ -157,7 +163,9 @@ class FeedbackClient(_Base):
             self._produce(topic, key, value, self._delivered)
         return str(rec["event_id"])
 
-    def _produce(self, topic: str, key: bytes, value: bytes, cb: Callable[[KafkaError | None, Any], None]) -> None:
+    def _produce(
+        self, topic: str, key: bytes, value: bytes, cb: Callable[[KafkaError | None, Any], None]
+    ) -> None:
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=cb)
@@ -243,7 +251,9 @@ class AsyncFeedbackClient(_Base):
 
     async def rate(self, interaction_id: str, *, annotator_id: str, thumbs_up: bool | None = None,
                    stars: float | None = None, score: float | None = None, **fields: Any) -> str:  # fmt: skip
-        rec = self._rating(interaction_id, annotator_id, thumbs_up=thumbs_up, stars=stars, score=score, **fields)
+        rec = self._rating(
+            interaction_id, annotator_id, thumbs_up=thumbs_up, stars=stars, score=score, **fields
+        )
         return await self._send("Feedback", FEEDBACK, rec)
 
     async def correct(self, interaction_id: str, corrected: str, *, annotator_id: str, **fields: Any) -> str:

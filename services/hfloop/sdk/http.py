@@ -1,9 +1,9 @@
 """HfloopClient: the HTTP side agents use — lookups before answering, events from anywhere.
 
-    client = HfloopClient("http://127.0.0.1:8787", api_key="k1")
-    hits = client.memory.search("how do I reset my password", agent_id="support", k=3)
-    rules = client.routing("support")
-    weights = client.retrieval_weights(["doc-1", "doc-2"])
+client = HfloopClient("http://127.0.0.1:8787", api_key="k1")
+hits = client.memory.search("how do I reset my password", agent_id="support", k=3)
+rules = client.routing("support")
+weights = client.retrieval_weights(["doc-1", "doc-2"])
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class _Memory:
 
 
 class HfloopClient:
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str | None = None, api_key: str | None = None, timeout: float = 10.0
+    ) -> None:
         settings = get_settings()
         key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
         headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -1,0 +1,40 @@
+"""Test helpers: read back what landed on a topic."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from hfloop.config import Settings
+from hfloop.events.serde import Serde
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    c = Consumer(settings.consumer_config("offsets-probe"))
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions}
+    finally:
+        c.close()
+
+
+def consume_all(settings: Settings, topics: list[str], serde: Serde, expect: int, group: str,
+                timeout: float = 30.0, predicate: Any = None) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
+    """Consume from the beginning until ``expect`` matching records arrived (or timeout)."""
+    c = Consumer(settings.consumer_config(group))
+    c.subscribe(topics)
+    out: list[tuple[str, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            msg = c.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            name, rec = serde.decode(msg.value())
+            if predicate is None or predicate(rec):
+                out.append((name, rec))
+    finally:
+        c.close()
+    return out
