@@ -90,6 +90,38 @@ class Settings(BaseSettings):
     )
     state_ttl_s: float = Field(86_400.0, description="Join state expires after this long.")
 
+    # --- fast loop (memory wing) -------------------------------------------------------------
+    memory_collection_prefix: str = Field("hfloop_", description="Prefix of the memory wing's Qdrant collections.")
+    memory_group_id: str = Field("hfloop-memory", description="Consumer group of the memory worker.")
+    memory_batch_max: int = Field(64, description="Most records the memory worker embeds and applies per batch.")
+    memory_trusted_annotators: str = Field(
+        "", description="Comma-separated annotator ids whose corrections are shared at once and corroborate others."
+    )
+    memory_trust_threshold: float = Field(0.8, description="An entry arriving with trust >= this is shared at once.")
+    memory_corroborating_users: int = Field(
+        3, description="Distinct annotators with similar corrections that make a private entry shared."
+    )
+    memory_situation_similarity: float = Field(0.8, description="Cosine above which two situations are 'similar'.")
+    memory_answer_similarity: float = Field(0.75, description="Cosine above which two corrected answers agree.")
+    memory_rate_per_min: float = Field(30.0, description="Corrections one annotator may add per minute (0: no limit).")
+    memory_rate_burst: float = Field(20.0, description="Burst of the per-annotator correction rate limit.")
+    memory_max_k: int = Field(50, description="Largest k a memory search may ask for.")
+    routing_upper: float = Field(0.5, description="Bad-rate posterior mean at which a route flips to the fallback.")
+    routing_lower: float = Field(0.3, description="Bad-rate posterior mean at which a route flips back (hysteresis).")
+    routing_min_evidence: float = Field(8.0, description="Decayed labels needed before a route may flip away.")
+    routing_half_life_s: float = Field(86_400.0, description="Half-life of routing evidence.")
+    routing_prior_bad: float = Field(1.0, description="Beta prior pseudo-count of bad labels (routing).")
+    routing_prior_good: float = Field(4.0, description="Beta prior pseudo-count of good labels (routing).")
+    routing_fallback_action: Literal["FALLBACK_MODEL", "HUMAN"] = Field(
+        "FALLBACK_MODEL", description="Where a flipped route goes."
+    )
+    routing_fallback_target: str = Field("fallback", description="Fallback model id or human queue of flipped routes.")
+    weights_half_life_s: float = Field(7 * 86_400.0, description="Half-life of retrieval-weight evidence.")
+    weights_prior_bad: float = Field(1.0, description="Smoothing pseudo-count of bad labels per document.")
+    weights_prior_good: float = Field(4.0, description="Smoothing pseudo-count of good labels per document.")
+    weights_floor: float = Field(0.1, description="Smallest retrieval multiplier of a document.")
+    weights_min_change: float = Field(0.05, description="A DocWeightUpdate is published when a weight moves this much.")
+
     @model_validator(mode="before")
     @classmethod
     def _reject_unknown_env(cls, data: Any) -> Any:
