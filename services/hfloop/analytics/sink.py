@@ -1,0 +1,301 @@
+"""The ClickHouse sink: every topic -> one table each, at-least-once with idempotent rows.
+
+Shape (quix-streams): records are ``add``-ed to a :class:`~hfloop.analytics.batch.Batch`;
+``flush`` writes it (one ``INSERT ... FORMAT Avro`` per table and writer schema) and only then
+are the offsets committed. A failed insert blocks the commit: the sink retries with backoff
+(tenacity) while holding the offsets, so nothing is lost while ClickHouse is down, and
+whatever was inserted but not committed is read again and merges away by ``event_id``
+(ReplacingMergeTree; queries read through FINAL views).
+
+Undecodable records never stop the sink: they go to ``hfloop.dlq`` (flushed before the
+commit) and the batch goes on.
+
+    hfloop worker --role analytics      -> run_worker(settings), blocks until SIGINT/SIGTERM
+    AnalyticsService(settings, client)  -> start()/stop() a consumer thread (``hfloop dev``)
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential_jitter,
+)
+
+from hfloop.analytics import store
+from hfloop.analytics.batch import Batch, Pending
+from hfloop.analytics.tables import TOPIC_TABLE
+from hfloop.config import Settings
+from hfloop.events.kafka import RecordProducer
+from hfloop.events.serde import Serde, default_serde
+
+log = logging.getLogger("hfloop.analytics.sink")
+
+# ClickHouse maps Avro fields to columns by name; a v1 writer lacks the v2 fields (defaults).
+INSERT_SETTINGS = {"input_format_avro_allow_missing_fields": 1}
+
+
+class StoreUnavailable(Exception):
+    """ClickHouse refused or failed an insert for a reason that is not the data's."""
+
+
+@dataclass
+class SinkStats:
+    rows: dict[str, int] = field(default_factory=dict)  # inserted per table (incl. duplicates)
+    dead_letters: int = 0
+    flushes: int = 0
+    retries: int = 0
+    commits: int = 0
+    last_error: str | None = None
+    last_flush_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": dict(self.rows), "dead_letters": self.dead_letters, "flushes": self.flushes,
+                "retries": self.retries, "commits": self.commits, "last_error": self.last_error,
+                "last_flush_at": self.last_flush_at}  # fmt: skip
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """Errors that say nothing about the data: connection refused, timeouts, the injected fault."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    return isinstance(exc, OperationalError | StoreUnavailable | OSError | TimeoutError)
+
+
+class ClickHouseWriter:
+    """Writes a batch; finds and dead-letters bad records when ClickHouse refuses a container."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        self.client = client
+        self.database = store.check_ident(database)
+
+    def write(self, batch: Batch) -> dict[str, int]:
+        written: dict[str, int] = {}
+        for key in list(batch.groups):
+            pending = batch.groups[key]
+            self._insert_checked(batch, pending)
+            written[pending.table] = written.get(pending.table, 0) + pending.container.count
+            # Written: a retry of the rest must not write this group again (a duplicate is
+            # harmless, but wasted work while ClickHouse struggles).
+            del batch.groups[key]
+        return written
+
+    def _insert_checked(self, batch: Batch, pending: Pending) -> None:
+        try:
+            self._insert(pending)
+        except Exception as exc:
+            if _is_unreachable(exc):
+                raise
+            good = batch.split_bad(pending)
+            if good.container.count == pending.container.count:
+                # Every record decodes: the refusal is not the data's; hold and retry.
+                raise StoreUnavailable(f"{pending.table}: {exc}") from exc
+            log.warning("dead-lettered %d record(s) ClickHouse refused for %s: %s",
+                        pending.container.count - good.container.count, pending.table, str(exc)[:300])  # fmt: skip
+            pending.container, pending.origins, pending.values = good.container, good.origins, good.values
+            if pending.container.count:
+                self._insert(pending)
+
+    def _insert(self, pending: Pending) -> None:
+        self.client.raw_insert(f"{self.database}.{pending.table}", None, pending.container.to_bytes(), fmt="Avro",
+                               settings=INSERT_SETTINGS)  # fmt: skip
+
+
+class AnalyticsService:
+    """The sink as a service object: ``start()`` runs the consumer loop in a thread.
+
+    ``client`` is shared with the query route in ``hfloop dev`` (chDB locks its folder to one
+    process; clients inside that process share the engine).
+    """
+
+    def __init__(self, settings: Settings, client: Any | None = None, serde: Serde | None = None,
+                 group_id: str | None = None, migrate: bool = True) -> None:  # fmt: skip
+        self.settings = settings
+        self._client = client
+        self.serde = serde or default_serde()
+        self.group_id = group_id or settings.analytics_group
+        self._migrate = migrate
+        self.stats = SinkStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+        self._producer: RecordProducer | None = None
+        self._batch = Batch(self.serde)
+        self._batch_started = time.monotonic()
+        self.ready = threading.Event()
+        self.failed: BaseException | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("analytics client not connected yet")
+        return self._client
+
+    def start(self) -> AnalyticsService:
+        self._thread = threading.Thread(target=self._run_guarded, name="analytics-sink", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """Blocking loop (the worker's main thread); returns after :meth:`stop`."""
+        self._connect_and_migrate()
+        if self._stop.is_set():
+            return
+        self._consumer = Consumer(
+            self.settings.consumer_config(self.group_id, **{"max.poll.interval.ms": 600_000})
+        )
+        self._producer = RecordProducer(self.settings, self.serde)
+        self._consumer.subscribe(list(TOPIC_TABLE), on_revoke=self._on_revoke)
+        self.ready.set()
+        try:
+            self._loop()
+        finally:
+            if len(self._batch) or self._batch.dead or self._batch.offsets:
+                self._flush(retry_until_stopped=False)
+            self._consumer.close()
+            self._producer.flush(10)
+
+    def _run_guarded(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # surfaced through .failed; a thread has no caller
+            self.failed = exc
+            log.exception("analytics sink stopped")
+            raise
+
+    def _retrying(self, what: str, max_attempts: int | None = None) -> Retrying:
+        """Retry while ClickHouse is unreachable: until stop() (or ``max_attempts``)."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.stats.retries += 1
+            self.stats.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+            log.warning("%s failed (attempt %d), retrying: %s", what, state.attempt_number, exc)
+
+        return Retrying(
+            wait=wait_exponential_jitter(initial=0.2, max=self.settings.analytics_retry_max_s),
+            retry=retry_if_exception(lambda e: _is_unreachable(e) and not self._stop.is_set()),
+            stop=stop_after_attempt(max_attempts) if max_attempts else stop_never,
+            before_sleep=before_sleep,
+            sleep=lambda s: self._stop.wait(s) and None,  # wakes up at once on stop()
+            reraise=True,
+        )
+
+    def _connect_and_migrate(self) -> None:
+        try:
+            for attempt in self._retrying("connect to ClickHouse"):
+                with attempt:
+                    if self._client is None:
+                        self._client = store.connect(self.settings)
+                    if self._migrate:
+                        store.migrate(self._client, self.settings.analytics_database)
+        except Exception:
+            if self._stop.is_set():
+                return
+            raise
+
+    # --- consume / flush / commit -----------------------------------------------------------
+    def _loop(self) -> None:
+        assert self._consumer is not None
+        max_rows = self.settings.analytics_batch_rows
+        max_age = self.settings.analytics_batch_ms / 1000
+        while not self._stop.is_set():
+            want = max(1, min(10_000, max_rows - len(self._batch)))
+            msgs = self._consumer.consume(num_messages=want, timeout=0.1)
+            add = self._batch.add
+            for m in msgs:
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    if err.fatal():
+                        raise KafkaException(err)
+                    log.warning("consumer error: %s", err)
+                    continue
+                add(m.topic(), m.partition(), m.offset(), m.key(), m.value())  # type: ignore[arg-type]
+            if not self._batch.offsets:
+                self._batch_started = time.monotonic()
+                continue
+            if len(self._batch) >= max_rows or time.monotonic() - self._batch_started >= max_age:
+                self._flush()
+
+    def _flush(self, retry_until_stopped: bool = True) -> bool:
+        """Insert, then dead letters, then commit. False when stopped before it succeeded."""
+        batch = self._batch
+        writer = ClickHouseWriter(self.client, self.settings.analytics_database)
+        try:
+            attempts = None if retry_until_stopped else 1
+            for attempt in self._retrying("insert into ClickHouse", max_attempts=attempts):
+                with attempt:
+                    written = writer.write(batch)
+                    for table, n in written.items():
+                        self.stats.rows[table] = self.stats.rows.get(table, 0) + n
+        except Exception as exc:
+            if self._stop.is_set() or not retry_until_stopped:
+                # Offsets stay uncommitted: the next start reads these records again.
+                log.warning("stopping with an unwritten batch (%s); it will be re-read", exc)
+                return False
+            raise
+        assert self._producer is not None and self._consumer is not None
+        for record in batch.dead:
+            self._producer.send("DeadLetter", record)
+        if batch.dead:
+            self._producer.flush(30)  # durable before the commit that skips their origin
+            self.stats.dead_letters += len(batch.dead)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self.stats.commits += 1
+        except KafkaException as exc:
+            # Lost the partitions (rebalance): the new owner re-reads them; rows dedup by event_id.
+            log.warning("offset commit failed, records will be re-read: %s", exc)
+        self.stats.flushes += 1
+        self.stats.last_flush_at = time.time()
+        self._batch = Batch(self.serde)
+        self._batch_started = time.monotonic()
+        return True
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Eager rebalance: every partition goes; after the next assignment fetching resumes at
+        # the committed offsets. So flush what we hold if ClickHouse takes it now, else drop it
+        # (it is re-read, nothing is lost).
+        if not self._batch.offsets:
+            return
+        try:
+            self._flush(retry_until_stopped=False)
+        except Exception as exc:
+            log.warning("flush on revoke failed, batch dropped and re-read later: %s", exc)
+        self._batch = Batch(self.serde)
+
+
+def run_worker(settings: Settings) -> None:
+    """``hfloop worker --role analytics``: the sink in the foreground until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = AnalyticsService(settings)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        service._stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    log.info("analytics sink: %s -> %s (database %s)", settings.bootstrap, settings.clickhouse,
+             settings.analytics_database)  # fmt: skip
+    service.run()
