@@ -5,17 +5,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from hfloop.config import Settings
 from hfloop.events.serde import Serde
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+def end_offsets(settings: Settings, topic: str, timeout: float = 20.0) -> dict[int, int]:
+    """High watermarks per partition (retries while a fresh partition still has no leader)."""
     c = Consumer(settings.consumer_config("offsets-probe"))
+    deadline = time.monotonic() + timeout
     try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions}
+        while True:
+            try:
+                md = c.list_topics(topic, timeout=10).topics[topic]
+                return {
+                    p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions
+                }
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         c.close()
 

@@ -62,7 +62,25 @@ def create_topics(
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
                 result[name] = "exists"
+        _wait_for_leaders(admin, [t.topic for t in new], timeout)
     return result
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """New partitions answer NOT_LEADER until an election finished: wait so callers can use them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        pending = [
+            n for n in names
+            if n not in topics or topics[n].error is not None
+            or any(p.leader < 0 for p in topics[n].partitions.values())
+        ]  # fmt: skip
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without a leader after {timeout}s: {pending}")
+        time.sleep(0.1)
 
 
 class RecordProducer:
