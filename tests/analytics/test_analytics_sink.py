@@ -159,9 +159,7 @@ def test_clickhouse_unreachable_for_30s_loses_nothing(
         while time.monotonic() - outage_started < 30:
             time.sleep(1)
         # Offsets were held: everything produced during the outage is still uncommitted.
-        assert (
-            _committed(settings, group) >= lag_before + 10 * 400 - 10 * 500
-        )  # at most one batch may be written
+        assert _committed(settings, group) >= 10 * 400
         assert flaky.refused > 3 and service.stats.retries > 3
         flaky.down.clear()
         expected = {table: 500 for table in TOPIC_TABLE.values()}
