@@ -16,6 +16,7 @@ import io
 from collections.abc import Callable
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel, Field, model_validator
 
@@ -74,9 +75,7 @@ def router_factory(settings: Settings, client: Any) -> Callable[[Callable[..., T
             if body.format == "csv":
                 return Response(to_csv(result), media_type="text/csv",
                                 headers={"X-Truncated": str(result.truncated).lower()})  # fmt: skip
-            from fastapi.responses import ORJSONResponse
-
-            return ORJSONResponse(result.as_dict())
+            return Response(orjson.dumps(result.as_dict()), media_type="application/json")
 
         @router.get("/queries")
         async def named(_tenant: Tenant = Depends(auth)) -> dict[str, Any]:
