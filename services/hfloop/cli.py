@@ -129,6 +129,45 @@ def api(
     _call("hfloop.memory.api:serve", host=host, port=port)
 
 
+@app.command()
+def dev(
+    stream: bool = typer.Option(True, help="Run the stream processors."),
+    memory: bool = typer.Option(True, help="Run the fast loop (memory worker + lookup API)."),
+    analytics: bool = typer.Option(True, help="Run the ClickHouse sink and the query route."),
+) -> None:
+    """Everything in one process on embedded stores, with a live status line (Ctrl-C stops)."""
+    import signal
+    import threading
+
+    from rich.live import Live
+
+    from hfloop.dev import DevStack
+
+    settings = get_settings()
+    stack = DevStack(settings, with_stream=stream, with_memory=memory, with_analytics=analytics)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with console.status("starting hfloop dev (Kafka, topics, workers, HTTP)..."):
+        stack.start()
+    console.print(f"hfloop dev: HTTP on http://{settings.http_host}:{settings.http_port} (docs at /docs), "
+                  f"Kafka at {settings.bootstrap}. Ctrl-C stops.")  # fmt: skip
+    try:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while not stop.is_set():
+                st = stack.status()
+                lag = sum(st["lag"].values())
+                failed = ", ".join(st["failed"]) or "none"
+                live.update(f"events {st['events']:,} ({st['events_s']:,.0f}/s) | labels {st['labels']:,} | "
+                            f"pairs {st['pairs']:,} | memory {st['memory_points']} | lag {lag:,} | failed: {failed}")  # fmt: skip
+                stop.wait(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("stopping..."):
+            stack.stop()
+    console.print("hfloop dev stopped")
+
+
 # Sub-apps of the wings (each keeps heavy imports inside its commands).
 for _name, _target, _help in [
     ("train", "hfloop.training.cli:app", "Slow loop: DPO / reward model / RLHF on preference windows."),
