@@ -42,6 +42,18 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """(low, high) of a partition; retried while a just-created topic has no leader yet."""
+    for attempt in range(40):
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)  # type: ignore[no-any-return]
+        except Exception:
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
 def start_group_at_end(settings: Settings, group: str) -> None:
     """Commit the current end offsets for ``group``, so a sink in it skips what other tests
     (sharing the session broker and the contract's topic names) produced before."""
@@ -51,7 +63,7 @@ def start_group_at_end(settings: Settings, group: str) -> None:
         for topic in TOPIC_TABLE:
             meta = consumer.list_topics(topic, timeout=10).topics[topic]
             for p in meta.partitions:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                _low, high = watermarks(consumer, TopicPartition(topic, p))
                 offsets.append(TopicPartition(topic, p, high))
         consumer.commit(offsets=offsets, asynchronous=False)
     finally:
@@ -69,7 +81,7 @@ def group_lag(settings: Settings, group: str) -> int:
         committed = consumer.committed(parts, timeout=10)
         lag = 0
         for tp in committed:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+            _low, high = watermarks(consumer, TopicPartition(tp.topic, tp.partition))
             lag += high - (tp.offset if tp.offset >= 0 else 0)
         return lag
     finally:

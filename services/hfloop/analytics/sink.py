@@ -158,9 +158,10 @@ class AnalyticsService:
         self._connect_and_migrate()
         if self._stop.is_set():
             return
-        self._consumer = Consumer(
-            self.settings.consumer_config(self.group_id, **{"max.poll.interval.ms": 600_000})
-        )
+        # A crashed sink's partitions move to a restarted one after 10 s instead of the default 45 s;
+        # an outage may hold the loop in retries for minutes, hence the long poll interval.
+        conf = {"max.poll.interval.ms": 600_000, "session.timeout.ms": 10_000}
+        self._consumer = Consumer(self.settings.consumer_config(self.group_id, **conf))
         self._producer = RecordProducer(self.settings, self.serde)
         self._consumer.subscribe(list(TOPIC_TABLE), on_revoke=self._on_revoke)
         self.ready.set()
