@@ -138,6 +138,7 @@ class Simulation:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self.start = clock.now()
+        self.draining = False
 
     def _at(self, due: float, task: Callable[[], None]) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), task))
@@ -256,6 +257,7 @@ class Simulation:
                 starting = (c.requests is None or n < c.requests) and next_start < stop_at
             if not starting and drain_deadline is None:
                 drain_deadline = now + c.drain_s
+                self.draining = True
             hurry = drain_deadline is not None and now >= drain_deadline
             while self._heap and (hurry or self._heap[0][0] <= self.clock.now()):
                 heapq.heappop(self._heap)[2]()
@@ -293,7 +295,9 @@ def _progress_bar(config: SimulationConfig) -> tuple[Any, Callable[[Simulation, 
         done = t.conversations if by_count else min(elapsed, total)
         wrong = sum(not a.right for a in t.answers[-200:])
         recent = min(len(t.answers), 200)
-        what = f"{t.conversations} conv" if by_count else f"{elapsed:.0f}/{total:.0f}s"
+        what = f"{t.conversations} conv" if by_count else f"{min(elapsed, total):.0f}/{total:.0f}s"
+        if sim.draining:
+            what += " (draining)"
         stats = (
             f"{len(t.answers)} answers | {sum(t.events.values())} events | recent errors "
             f"{wrong / recent if recent else 0:.0%} | memory used {sum(a.memory_used for a in t.answers)}"
