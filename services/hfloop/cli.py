@@ -168,6 +168,15 @@ def dev(
     console.print("hfloop dev stopped")
 
 
+def _register_simulate() -> None:
+    from hfloop.simulate.cli import simulate
+
+    app.command("simulate", help="Run the closed-loop simulated world against a running hfloop.")(simulate)
+
+
+_register_simulate()
+
+
 # Sub-apps of the wings (each keeps heavy imports inside its commands).
 for _name, _target, _help in [
     ("train", "hfloop.training.cli:app", "Slow loop: DPO / reward model / RLHF on preference windows."),
