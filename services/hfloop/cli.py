@@ -168,6 +168,23 @@ def dev(
     console.print("hfloop dev stopped")
 
 
+@app.command()
+def demo(
+    duration: float = typer.Option(150.0, help="Seconds of simulated traffic."),
+    rate: float = typer.Option(4.0, help="New conversations per second."),
+    seed: int = typer.Option(7, help="World seed."),
+    train: bool = typer.Option(True, help="Finish with a DPO run on the preference window."),
+    out: str = typer.Option("reports/demo", help="Where the HTML report goes."),
+    data_dir: str = typer.Option(".hfloop/demo", help="Fresh data folder for this run (wiped first)."),
+) -> None:
+    """The main job: the closed loop end to end on embedded defaults, with a report."""
+    from pathlib import Path
+
+    from hfloop.demo import main as run_demo
+
+    raise typer.Exit(run_demo(Path(out), duration, rate, seed, train, Path(data_dir)))
+
+
 def _register_simulate() -> None:
     from hfloop.simulate.cli import simulate
 
