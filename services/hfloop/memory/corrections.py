@@ -108,13 +108,20 @@ class Corrections:
                                               f"annotator {u['annotator_id']} over {self.settings.memory_rate_per_min}/min"))  # fmt: skip
                         continue
                 fresh.append((i, u, pid))
-            if fresh:
-                texts = [u["situation"] for _, u, _ in fresh] + [u["corrected_answer"] for _, u, _ in fresh]
-                vecs = self.embedder.embed(texts)
-                n = len(fresh)
-                for j, (_, u, pid) in enumerate(fresh):
-                    stats["promoted"] += self._upsert(u, pid, vecs[j], vecs[n + j], existing.get(pid))
-                    stats["upserted"] += 1
+        if not fresh:
+            return rejects, stats
+        # Embedding (the slow part) runs without the store lock, so API reads never wait on it.
+        texts = [u["situation"] for _, u, _ in fresh] + [u["corrected_answer"] for _, u, _ in fresh]
+        vecs = self.embedder.embed(texts)
+        n = len(fresh)
+        with self.store.lock:
+            for j, (_, u, pid) in enumerate(fresh):
+                if self.retractions.touches(u["tenant_id"], [u["annotator_id"]],
+                                            [*u.get("source_event_ids", []), u["memory_id"]]):  # fmt: skip
+                    stats["skipped_retracted"] += 1  # retracted while we were embedding
+                    continue
+                stats["promoted"] += self._upsert(u, pid, vecs[j], vecs[n + j], existing.get(pid))
+                stats["upserted"] += 1
         return rejects, stats
 
     def _upsert(self, u: dict[str, Any], pid: str, sit: np.ndarray, ans: np.ndarray,

@@ -28,6 +28,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from hfloop.config import Settings
+from hfloop.memory.mirror import MemoryMirror
 
 KV_COLLECTIONS = ("ledger", "routing", "docweights", "retractions")
 INDEXED = {
@@ -84,6 +85,27 @@ class MemoryStore:
         self.memory = f"{p}memory_{space.replace('-', '_')}"
         self.kv = {name: f"{p}{name}" for name in KV_COLLECTIONS}
         self._ensure()
+        # Embedded: searches go to an in-memory mirror (see mirror.py); a server filters itself.
+        self.mirror: MemoryMirror | None = MemoryMirror(dim) if self.local else None
+        if self.mirror is not None:
+            self._load_mirror(self.mirror)
+
+    def _load_mirror(self, mirror: MemoryMirror) -> None:
+        offset: Any = None
+        with self.lock:
+            while True:
+                recs, offset = self.client.scroll(self.memory, limit=1024, offset=offset, with_payload=True,
+                                                  with_vectors=True)  # fmt: skip
+                items = []
+                for r in recs:
+                    vec = r.vector if isinstance(r.vector, dict) else {}
+                    sit, ans = vec.get("situation"), vec.get("answer")
+                    if sit is not None and ans is not None:
+                        items.append((str(r.id), np.asarray(sit, np.float32), np.asarray(ans, np.float32),
+                                      dict(r.payload or {})))  # fmt: skip
+                mirror.upsert(items)
+                if offset is None:
+                    return
 
     # --- set-up ------------------------------------------------------------------------
     def _ensure(self) -> None:
@@ -119,10 +141,14 @@ class MemoryStore:
         ]
         with self.lock:
             self.client.upsert(self.memory, points, wait=True)
+            if self.mirror is not None:
+                self.mirror.upsert(entries)
 
     def get_entries(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
+        if self.mirror is not None:
+            return self.mirror.get(ids)
         with self.lock:
             recs = self.client.retrieve(self.memory, list(ids), with_payload=True, with_vectors=False)
         return {str(r.id): dict(r.payload or {}) for r in recs}
@@ -130,33 +156,43 @@ class MemoryStore:
     def set_entry_payload(self, pid: str, payload: dict[str, Any]) -> None:
         with self.lock:
             self.client.set_payload(self.memory, payload=payload, points=[pid], wait=True)
+            if self.mirror is not None:
+                self.mirror.set_payload(pid, payload)
 
     def search(self, tenant_id: str, agent_id: str, vector: Sequence[float], k: int, threshold: float,
                user_id: str | None = None, route: str | None = None) -> list[Hit]:  # fmt: skip
         """Entries of this tenant and agent visible to ``user_id``: shared ones and the user's own."""
-        must: list[Any] = [_match("tenant_id", tenant_id), _match("agent_id", agent_id)]
-        if route is not None:
-            must.append(_match("route", route))
-        visible: list[Any] = [_match("visibility", "SHARED")]
-        if user_id:
-            visible.append(_match("annotator_id", user_id))
-        flt = models.Filter(must=must, should=visible)
-        with self.lock:
+        if self.mirror is not None:
+            found = self.mirror.query(tenant_id, agent_id, np.asarray(vector, np.float32), k, threshold,
+                                      user_id=user_id, route=route)  # fmt: skip
+            hits = [Hit(pid, score, payload) for pid, score, payload, _ in found]
+        else:
+            must: list[Any] = [_match("tenant_id", tenant_id), _match("agent_id", agent_id)]
+            if route is not None:
+                must.append(_match("route", route))
+            visible: list[Any] = [_match("visibility", "SHARED")]
+            if user_id:
+                visible.append(_match("annotator_id", user_id))
+            flt = models.Filter(must=must, should=visible)
+            # The server client is thread-safe: no lock, searches never queue behind the worker.
             res = self.client.query_points(self.memory, query=list(vector), using="situation", query_filter=flt,
                                            limit=k, score_threshold=threshold, with_payload=True)  # fmt: skip
+            hits = [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
         # Defence in depth: the filter already scopes to the tenant; never trust one line for it.
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points
-                if (p.payload or {}).get("tenant_id") == tenant_id]  # fmt: skip
+        return [h for h in hits if h.payload.get("tenant_id") == tenant_id]
 
     def neighbours(
         self, tenant_id: str, agent_id: str, vector: np.ndarray, limit: int, min_score: float
     ) -> list[Hit]:
         """Nearby entries of any visibility, with their answer vectors (for corroboration)."""
+        if self.mirror is not None:
+            found = self.mirror.query(tenant_id, agent_id, vector, limit, min_score, any_visibility=True,
+                                      with_answer=True)  # fmt: skip
+            return [Hit(pid, score, payload, ans) for pid, score, payload, ans in found]
         flt = models.Filter(must=[_match("tenant_id", tenant_id), _match("agent_id", agent_id)])
-        with self.lock:
-            res = self.client.query_points(self.memory, query=vector.tolist(), using="situation", query_filter=flt,
-                                           limit=limit, score_threshold=min_score, with_payload=True,
-                                           with_vectors=["answer"])  # fmt: skip
+        res = self.client.query_points(self.memory, query=vector.tolist(), using="situation", query_filter=flt,
+                                       limit=limit, score_threshold=min_score, with_payload=True,
+                                       with_vectors=["answer"])  # fmt: skip
         out = []
         for p in res.points:
             vec = p.vector.get("answer") if isinstance(p.vector, dict) else None
@@ -184,6 +220,8 @@ class MemoryStore:
                 self.client.delete(
                     self.memory, points_selector=models.PointIdsList(points=list(ids)), wait=True
                 )
+                if self.mirror is not None:
+                    self.mirror.delete(ids)
 
     def count_entries(self, tenant_id: str | None = None) -> int:
         flt = models.Filter(must=[_match("tenant_id", tenant_id)]) if tenant_id else None
