@@ -59,6 +59,7 @@ class SinkStats:
     commits: int = 0
     last_error: str | None = None
     last_flush_at: float | None = None
+    first_record_at: float | None = None  # when the first record arrived (drain-rate measurements)
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": dict(self.rows), "dead_letters": self.dead_letters, "flushes": self.flushes,
@@ -221,6 +222,8 @@ class AnalyticsService:
             want = max(1, min(10_000, max_rows - len(self._batch)))
             msgs = self._consumer.consume(num_messages=want, timeout=0.1)
             add = self._batch.add
+            if msgs and self.stats.first_record_at is None:
+                self.stats.first_record_at = time.time()
             for m in msgs:
                 err = m.error()
                 if err is not None:
