@@ -149,6 +149,9 @@ class Settings(BaseSettings):
         out: dict[str, str] = {}
         raw = self.api_keys.get_secret_value().strip()
         if not raw:
+    embed_threads: int = Field(
+        1, description="ONNX Runtime threads per embedding call (parallelism comes from concurrent calls)."
+    )
             return out
         for item in raw.split(","):
             key, sep, tenant = item.strip().partition(":")

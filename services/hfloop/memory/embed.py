@@ -84,7 +84,7 @@ class OnnxMiniLM:
     dim = DIM
 
     def __init__(
-        self, cache_dir: Path, quantized: bool = True, batch_size: int = 32, threads: int = 0
+        self, cache_dir: Path, quantized: bool = True, batch_size: int = 32, threads: int = 1
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -94,8 +94,12 @@ class OnnxMiniLM:
         path = ensure_onnx(cache_dir, quantized=quantized)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One thread per call and no spin-waiting: on a shared 2-core machine a spinning pool
+        # multiplied single-query p99 by ~9 (benchmarks/bench_memory.py); requests and the
+        # worker run in parallel threads anyway.
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
         # The shipped tokenizer pads every input to 128 tokens; pad to the batch's longest instead.
@@ -148,7 +152,7 @@ class HashEmbedder:
 
 _FACTORIES: dict[str, Callable[[Settings], Any]] = {
     "minilm": lambda s: TorchMiniLM(),
-    "minilm-onnx": lambda s: OnnxMiniLM(s.cache_dir / "onnx"),
+    "minilm-onnx": lambda s: OnnxMiniLM(s.cache_dir / "onnx", threads=s.embed_threads),
     "hash": lambda s: HashEmbedder(),
 }
 
