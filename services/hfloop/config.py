@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     memory_rate_per_min: float = Field(30.0, description="Corrections one annotator may add per minute (0: no limit).")
     memory_rate_burst: float = Field(20.0, description="Burst of the per-annotator correction rate limit.")
     memory_max_k: int = Field(50, description="Largest k a memory search may ask for.")
+    embed_threads: int = Field(
+        1, description="ONNX Runtime threads per embedding call (parallelism comes from concurrent calls)."
+    )
     routing_upper: float = Field(0.5, description="Bad-rate posterior mean at which a route flips to the fallback.")
     routing_lower: float = Field(0.3, description="Bad-rate posterior mean at which a route flips back (hysteresis).")
     routing_min_evidence: float = Field(8.0, description="Decayed labels needed before a route may flip away.")
@@ -149,9 +152,6 @@ class Settings(BaseSettings):
         out: dict[str, str] = {}
         raw = self.api_keys.get_secret_value().strip()
         if not raw:
-    embed_threads: int = Field(
-        1, description="ONNX Runtime threads per embedding call (parallelism comes from concurrent calls)."
-    )
             return out
         for item in raw.split(","):
             key, sep, tenant = item.strip().partition(":")
