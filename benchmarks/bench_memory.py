@@ -226,6 +226,9 @@ def bench_search(service: Any, rps: float, seconds: float) -> list[float]:
 def run(ctx: BenchContext) -> dict[str, Any]:
     from hfloop.memory.service import MemoryService
 
+    import os
+
+    load_before = os.getloadavg()
     emb = bench_embedding(ctx)
     rows = list(emb["rows"])
     sizes = [200, 2000] if ctx.quick else [200, 1000, 3000]
@@ -279,4 +282,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "(see the rows per size); a Qdrant server (HFLOOP_QDRANT_URL) uses its payload indexes on tenant_id and "
         "agent_id instead."
     )
+    load = os.getloadavg()
+    notes += (f" Load average of the machine (2 cores) at the start: {load_before[0]:.1f}, at the end: "
+              f"{load[0]:.1f} (1-min); above 2 means the benchmark shared the CPUs with other work.")  # fmt: skip
+    results["loadavg"] = {"start": load_before, "end": load}
     return {"summary": summary, "table": rows, "notes": notes, "results": results}

@@ -228,6 +228,10 @@ class MemoryStore:
         with self.lock:
             return int(self.client.count(self.memory, count_filter=flt, exact=True).count)
 
+    def count(self) -> int:
+        """Points in the correction memory, all tenants (health and status pages)."""
+        return self.count_entries()
+
     # --- small state collections (payload-only points) ---------------------------------
     def get(self, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
