@@ -224,9 +224,9 @@ def bench_search(service: Any, rps: float, seconds: float) -> list[float]:
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
-    from hfloop.memory.service import MemoryService
-
     import os
+
+    from hfloop.memory.service import MemoryService
 
     load_before = os.getloadavg()
     emb = bench_embedding(ctx)
