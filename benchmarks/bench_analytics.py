@@ -57,6 +57,7 @@ def _sink(ctx: BenchContext, n: int) -> dict[str, Any]:
         time.sleep(0.01)
         if service.failed:
             raise service.failed
+    time.sleep(0.5)  # the last flush stamps last_flush_at just after its rows are counted
     sink_cpu = _cpu() - c0
     # From the first record polled to the last insert+commit (excludes the group join).
     assert service.stats.first_record_at is not None and service.stats.last_flush_at is not None
