@@ -19,24 +19,52 @@ from hfloop.config import Settings  # noqa: E402
 from hfloop.kafka_local import LocalKafka, free_port  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[LocalKafka]:
-    """A real single-node Kafka 4 broker (KRaft), started once, stopped at the end."""
-    home = Path(tempfile.mkdtemp(prefix="hfloop-kafka-"))
-    broker = LocalKafka(
-        home=home,
-        port=free_port(),
-        version=Settings().kafka_version,
-        cache_dir=Settings().cache_dir,
-        heap="1g",
-    )
-    broker.start()
-    yield broker
-    broker.stop()
-    shutil.rmtree(home, ignore_errors=True)
+class _BrokerPool:
+    """One real broker per test directory (wing), started when the first module of a directory
+    asks for it and stopped when the run moves on to the next directory.
+
+    Wings test with deliberately bad records (dead-letter tests) and large backlogs on the
+    contract's fixed topic names; a broker per directory keeps one wing's leftovers out of
+    another wing's consumers, while modules of one wing share a broker (start-up ~3 s)."""
+
+    def __init__(self) -> None:
+        self.key: Path | None = None
+        self.broker: LocalKafka | None = None
+        self.home: Path | None = None
+
+    def get(self, key: Path) -> LocalKafka:
+        if key != self.key or self.broker is None:
+            self.close()
+            self.home = Path(tempfile.mkdtemp(prefix="hfloop-kafka-"))
+            base = Settings()
+            self.broker = LocalKafka(home=self.home, port=free_port(), version=base.kafka_version,
+                                     cache_dir=base.cache_dir, heap="1g")  # fmt: skip
+            self.broker.start()
+            self.key = key
+        return self.broker
+
+    def close(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+        self.broker = self.home = self.key = None
 
 
 @pytest.fixture(scope="session")
+def _broker_pool() -> Iterator[_BrokerPool]:
+    pool = _BrokerPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(request: pytest.FixtureRequest, _broker_pool: _BrokerPool) -> LocalKafka:
+    """A real single-node Kafka 4 broker (KRaft), shared by the modules of one test directory."""
+    return _broker_pool.get(Path(request.path).parent)
+
+
+@pytest.fixture(scope="module")
 def kafka_bootstrap(kafka_broker: LocalKafka) -> str:
     return kafka_broker.bootstrap
 

@@ -13,7 +13,7 @@ from hfloop.config import Settings
 from hfloop.events.kafka import create_topics
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def analytics_topics(kafka_bootstrap: str) -> None:
     create_topics(Settings(kafka_bootstrap=kafka_bootstrap))
 
