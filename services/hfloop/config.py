@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     clickhouse_dsn: str | None = Field(
         None, description="clickhouse-connect DSN: chdb:///path (default <data_dir>/chdb) or http(s)://..."
     )
-    embedder: str = Field("minilm", description="Embedder backend: minilm | minilm-onnx | hash.")
+    embedder: str = Field(
+        "minilm-onnx",
+        description="Embedder backend: minilm-onnx (int8 ONNX export of all-MiniLM-L6-v2, cached on first use) | "
+        "minilm (the same model on PyTorch) | hash (no semantics; wiring tests only).",
+    )
 
     # --- HTTP ------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
