@@ -77,3 +77,52 @@ def test_500_malformed_requests_get_4xx_and_the_api_stays_up(
     )
     assert ok.status_code == 200 and ok.json() == {"results": []}
     assert client.get("/healthz").status_code == 200
+
+
+def test_cli_search_and_retract_go_through_http(
+    service_factory, memory_settings, hash_embedder, tenants
+) -> None:
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from hfloop.memory import logic
+    from hfloop.memory.cli import app
+
+    svc = service_factory(hash_embedder, settings=memory_settings(embedder="hash"), start=False)
+    ta, _ = tenants
+    vec = hash_embedder.embed(["reset my password"])[0]
+    entry = {"memory_id": "m-cli", "tenant_id": ta, "agent_id": "support", "route": "r", "situation": "reset my password",
+             "original_answer": "old", "corrected_answer": "use the link", "annotator_id": "ann-1", "user_id": "ann-1",
+             "visibility": "SHARED", "trust": 0.0, "trusted": False, "reason": "t", "source_event_ids": ["f-1"],
+             "corroborated_by": []}  # fmt: skip
+    svc.store.upsert_entries([(logic.point_id("memory", ta, "m-cli"), vec, vec, entry)])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_memory_app(svc.settings, svc), host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        opts = ["--api-url", f"http://127.0.0.1:{port}", "--api-key", "key-a"]
+        found = CliRunner().invoke(app, ["search", "reset my password", "--agent", "support", *opts])
+        assert found.exit_code == 0, found.output
+        assert json.loads(found.output)[0]["memory_id"] == "m-cli"
+        gone = CliRunner().invoke(app, ["retract", "--annotator", "ann-1", *opts])
+        assert gone.exit_code == 0, gone.output
+        assert json.loads(gone.output)["removed_memory_ids"] == ["m-cli"]
+        after = CliRunner().invoke(app, ["search", "reset my password", "--agent", "support", *opts])
+        assert json.loads(after.output) == []
+        denied = CliRunner().invoke(
+            app, ["search", "x", "--agent", "support", "--api-url", opts[1], "--api-key", "nope"]
+        )
+        assert denied.exit_code == 1 and "401" in denied.output
+    finally:
+        server.should_exit = True
+        th.join(timeout=10)

@@ -60,6 +60,7 @@ class MemoryService:
         self._thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self.error: BaseException | None = None
+        self._topics_ready = False
 
     # --- outputs -------------------------------------------------------------------------
     def emit(self, record_name: str, record: dict[str, Any]) -> None:
@@ -69,9 +70,16 @@ class MemoryService:
         self.producer.send_raw(topic, key_of(topic, record), self.serde.encode(record_name, record),
                                headers=[(ORIGIN_HEADER, ORIGIN)])  # fmt: skip
 
+    def _ensure_topics(self) -> None:
+        # An API-only service (server mode) publishes retractions without ever starting the loop.
+        if not self._topics_ready:
+            create_topics(self.settings, topics=[MEMORY, LABELS, ROUTING, DOC_WEIGHTS, DLQ])
+            self._topics_ready = True
+
     def retract(
         self, tenant_id: str, *, event_id: str | None = None, annotator_id: str | None = None
     ) -> dict[str, Any]:
+        self._ensure_topics()
         out = retract(tenant_id, event_id=event_id, annotator_id=annotator_id, store=self.store,
                       evidence=self.evidence, retractions=self.retractions, emit=self.emit,
                       trust=trust_policy(self.settings))  # fmt: skip
@@ -131,7 +139,7 @@ class MemoryService:
     # --- the consumer loop ---------------------------------------------------------------------
     def start(self) -> None:
         """Create the topics if needed and start consuming in a background thread."""
-        create_topics(self.settings, topics=[MEMORY, LABELS, ROUTING, DOC_WEIGHTS, DLQ])
+        self._ensure_topics()
         self._consumer = Consumer(self.settings.consumer_config(self.settings.memory_group_id))
         self._consumer.subscribe([MEMORY, LABELS])
         self._stop.clear()
