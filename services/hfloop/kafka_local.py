@@ -8,6 +8,7 @@ directory once, and runs ``kafka.Kafka`` detached on 127.0.0.1. The data directo
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -59,6 +60,15 @@ def java_major_version(java: str = "java") -> int:
         raise KafkaLocalError(f"cannot read the Java version from: {out.strip()[:200]}")
     major = int(m[1])
     return int(m[2]) if major == 1 and m[2] else major
+
+
+def cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64. Like Kafka's own Uuid.randomUuid,
+    never one starting with '-', which the storage tool would read as an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def free_port() -> int:
@@ -227,10 +237,7 @@ class LocalKafka:
         config = self._write_config()
         if not (self.data / "meta.properties").exists():
             self.data.mkdir(parents=True, exist_ok=True)
-            cluster_id = uuid.uuid4().bytes
-            import base64
-
-            cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+            cid = cluster_id()
             fmt = self._java(
                 "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config), log=self.log_file
             )
