@@ -54,3 +54,29 @@ def produce_pairs() -> Callable[[Settings, list[dict[str, Any]]], tuple[int, int
         return start, int(time.time() * 1000) + 1
 
     return produce
+
+
+@pytest.fixture
+def published_run() -> Callable[[Settings, str], dict[str, Any]]:
+    """Read a TrainingRun record back from hfloop.training (what other services will see)."""
+
+    def find(settings: Settings, run_id: str) -> dict[str, Any]:
+        from confluent_kafka import Consumer
+
+        consumer = Consumer(settings.consumer_config(f"test-training-{run_id}"))
+        consumer.subscribe([TRAINING])
+        serde = default_serde()
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                name, record = serde.decode(msg.value())
+                if name == "TrainingRun" and record["run_id"] == run_id:
+                    return record
+        finally:
+            consumer.close()
+        raise AssertionError(f"TrainingRun {run_id} not found on {TRAINING}")
+
+    return find

@@ -1,4 +1,4 @@
-"""DPO through Ray Train on a window read from the real broker: it learns the hidden preference."""
+"""DPO through Ray Train on windows read from the real broker, with both gates."""
 
 from __future__ import annotations
 
@@ -9,13 +9,28 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from hfloop.training import synthetic
+from hfloop.training import registry, synthetic
 from hfloop.training.dpo import DPOJobConfig, main
+
+
+def test_small_window_is_refused_before_training(
+    settings_factory, unique, ray_session, tiny_base, produce_pairs, published_run
+):
+    settings = settings_factory()
+    tenant = unique("tenant")
+    start, end = produce_pairs(settings, list(synthetic.preference_pairs(120, seed=1, tenant_id=tenant)))
+    record = main(
+        DPOJobConfig(model=tiny_base, window_start_ms=start, window_end_ms=end, tenant_id=tenant), settings
+    )
+    assert record["status"] == "REFUSED_DATA" and not record["promoted"] and record["artifact_path"] is None
+    report = json.loads(record["gate_report"])
+    assert report["input_pairs"] == 120 and any("min_pairs 500" in r for r in report["reasons"])
+    assert published_run(settings, record["run_id"])["status"] == "REFUSED_DATA"
 
 
 @pytest.mark.slow
 def test_dpo_learns_hidden_preference_and_is_promoted(
-    settings_factory, unique, ray_session, tiny_base, produce_pairs
+    settings_factory, unique, ray_session, tiny_base, produce_pairs, published_run
 ):
     settings = settings_factory()
     tenant = unique("tenant")
@@ -28,18 +43,41 @@ def test_dpo_learns_hidden_preference_and_is_promoted(
     )
     record = main(cfg, settings)
 
-    assert record["status"] == "PROMOTED", record["audits"]
+    assert record["status"] == "PROMOTED", (record["audits"], record["metrics"])
     m = record["metrics"]
+    # Chance is 0.5; the base model's own (length-normalised) preference is far below it.
     assert m["preference_accuracy"] >= 0.8 and m["preference_accuracy_ci_low"] > 0.5
     assert m["train_loss_last"] < m["train_loss_first"]
-    assert m["train_world_size"] == 2
+    assert m["train_world_size"] == 2 and m["train_global_step"] == cfg.max_steps
     assert sum(o["end_offset"] - o["start_offset"] for o in record["offsets"]) >= len(pairs)
     report = json.loads(record["gate_report"])
     assert report["passed"] and report["prompts_in_both"] == 0
     trained = AutoModelForCausalLM.from_pretrained(record["artifact_path"])
-    base = AutoModelForCausalLM.from_pretrained(tiny_base)
-    changed = [
-        n for n, p in trained.named_parameters() if not torch.equal(p, dict(base.named_parameters())[n])
-    ]
-    assert changed, "DPO did not change any parameter"
-    assert record["model_version"] and (settings.data_dir / "models" / record["model_version"]).is_dir()
+    base = dict(AutoModelForCausalLM.from_pretrained(tiny_base).named_parameters())
+    assert any(not torch.equal(p, base[n]) for n, p in trained.named_parameters()), "DPO changed no parameter"
+    entry = registry.latest(settings, "DPO")
+    assert (
+        entry
+        and entry["version"] == record["model_version"]
+        and (settings.data_dir / "models" / entry["version"]).is_dir()
+    )
+    assert published_run(settings, record["run_id"]) == record
+
+
+@pytest.mark.slow
+def test_biased_rater_is_refused_with_length_drift_named(
+    settings_factory, unique, ray_session, tiny_base, produce_pairs
+):
+    settings = settings_factory()
+    tenant = unique("tenant")
+    pairs = list(synthetic.preference_pairs(700, seed=21, rater="longer", tenant_id=tenant))
+    start, end = produce_pairs(settings, pairs)
+    record = main(
+        DPOJobConfig(model=tiny_base, window_start_ms=start, window_end_ms=end, tenant_id=tenant), settings
+    )
+
+    assert record["status"] == "REFUSED_EVAL" and not record["promoted"] and record["model_version"] is None
+    failed = {a["name"] for a in record["audits"] if not a["passed"]}
+    assert "length_drift" in failed, record["audits"]
+    assert record["metrics"]["gen_length_ratio"] > 1.2
+    assert registry.latest(settings, "DPO") is None

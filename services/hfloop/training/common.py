@@ -164,6 +164,7 @@ class WorkerContext:
     output_dir: str
     resume_from: str | None
     resumed_step: int
+    resumed_phase: str | None = None  # multi-phase jobs (RLHF: reward, then policy)
 
 
 def worker_context(loop_config: dict[str, Any]) -> WorkerContext:
@@ -182,7 +183,7 @@ def worker_context(loop_config: dict[str, Any]) -> WorkerContext:
     (run_dir / "pids").mkdir(parents=True, exist_ok=True)
     (run_dir / "pids" / f"rank{rank}-{os.getpid()}").write_text(str(os.getpid()))
     output_dir = tempfile.mkdtemp(prefix=f"hfloop-{loop_config['run_id']}-rank{rank}-")
-    resume_from, step = None, 0
+    resume_from, step, phase = None, 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         local = Path(output_dir) / "resume"
@@ -190,10 +191,13 @@ def worker_context(loop_config: dict[str, Any]) -> WorkerContext:
         resume_from = str(local / "checkpoint")
         state = json.loads((Path(resume_from) / "trainer_state.json").read_text())
         step = int(state.get("global_step", 0))
-    return WorkerContext(rank, world, output_dir, resume_from, step)
+        job_file = Path(resume_from) / "hfloop_job.json"
+        if job_file.exists():
+            phase = json.loads(job_file.read_text()).get("phase")
+    return WorkerContext(rank, world, output_dir, resume_from, step, phase)
 
 
-def report_callback(job_config: dict[str, Any]) -> Any:
+def report_callback(job_config: dict[str, Any], phase: str | None = None) -> Any:
     """RayTrainReportCallback that also stores the job config inside each checkpoint.
 
     The Hugging Face checkpoint already holds the step (trainer_state.json), optimizer,
@@ -208,7 +212,9 @@ def report_callback(job_config: dict[str, Any]) -> Any:
 
             last = transformers.trainer.get_last_checkpoint(args.output_dir)
             if last is not None and state.is_world_process_zero:
-                Path(last, "hfloop_job.json").write_text(json.dumps(job_config, default=str))
+                Path(last, "hfloop_job.json").write_text(
+                    json.dumps({**job_config, "phase": phase}, default=str)
+                )
             super().on_save(args, state, control, **kwargs)
 
     return _Callback()
@@ -219,9 +225,13 @@ def loss_curve(log_history: list[dict[str, Any]]) -> list[float]:
 
 
 def finish_worker(
-    trainer: Any, ctx: WorkerContext, artifact_dir: str, extra: dict[str, Any] | None = None
+    trainer: Any,
+    ctx: WorkerContext,
+    artifact_dir: str,
+    extra: dict[str, Any] | None = None,
+    cleanup: bool = True,
 ) -> dict[str, Any]:
-    """Rank 0 saves the final model; every rank cleans its scratch folder. Returns train metrics."""
+    """Save the final model (rank 0 writes), clean the scratch folder; returns train metrics."""
     curve = loss_curve(trainer.state.log_history)
     metrics = {
         "global_step": int(trainer.state.global_step),
@@ -236,7 +246,8 @@ def finish_worker(
     if ctx.rank == 0:
         trainer.processing_class.save_pretrained(artifact_dir)
         Path(artifact_dir, "train_metrics.json").write_text(json.dumps(metrics))
-    shutil.rmtree(ctx.output_dir, ignore_errors=True)
+    if cleanup:
+        shutil.rmtree(ctx.output_dir, ignore_errors=True)
     return metrics
 
 

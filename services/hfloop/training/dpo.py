@@ -29,6 +29,9 @@ class DPOJobConfig(TrainJobConfig):
 
 def dpo_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     """One Ray Train worker: build the DPOTrainer from the model path, resume if Ray has a checkpoint, train."""
+    import time
+
+    t0 = time.time()
     from datasets import Dataset
     from ray.train.huggingface.transformers import prepare_trainer
     from transformers import AutoTokenizer
@@ -74,8 +77,10 @@ def dpo_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         callbacks=[report_callback(loop_config["job"])],
     )
     trainer = prepare_trainer(trainer)
+    t1 = time.time()
     trainer.train(resume_from_checkpoint=ctx.resume_from)
-    return finish_worker(trainer, ctx, loop_config["artifact_dir"])
+    timing = {"worker_setup_s": t1 - t0, "worker_loop_s": time.time() - t1}
+    return finish_worker(trainer, ctx, loop_config["artifact_dir"], timing)
 
 
 def train_dpo(ctx: RunContext) -> TrainOutput:

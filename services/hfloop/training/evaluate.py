@@ -54,6 +54,17 @@ class EvalConfig:
     max_kl: float = field(
         default=8.0, metadata={"help": "Mean sequence KL(trained || reference) on held-out prompts, nats."}
     )
+    max_reward_length_corr: float = field(
+        default=0.5,
+        metadata={"help": "Refuse a reward model whose score correlates with answer length beyond this."},
+    )
+    min_reward_gain: float = field(
+        default=0.0, metadata={"help": "RLHF: least mean-reward gain over the base policy."}
+    )
+    min_label_agreement: float = field(
+        default=0.55,
+        metadata={"help": "RLHF: least agreement of the policy's implicit preference with held-out labels."},
+    )
     eval_prompts: int = field(
         default=128, metadata={"help": "Held-out prompts sampled for the generation audits."}
     )
@@ -290,3 +301,118 @@ def generation_audits(
         "kl_to_reference": kl,
     }
     return out, metrics, {"base": base_txt, "trained": new_txt}
+
+
+# --- reward models ---------------------------------------------------------------------------
+
+
+def load_reward_model(path: str, device: str = "cpu") -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
+
+
+def reward_scores(
+    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], answers: list[str], batch_size: int
+) -> list[float]:
+    """Scalar reward of each (prompt, answer), rendered with the chat template as in training."""
+    import torch
+
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    out: list[float] = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            texts = [
+                _render(tokenizer, p, a)
+                for p, a in zip(prompts[i : i + batch_size], answers[i : i + batch_size], strict=True)
+            ]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
+            with torch.no_grad():
+                out.extend(model(**enc).logits[:, 0].float().tolist())
+    finally:
+        tokenizer.padding_side = side
+    return out
+
+
+def _corr(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    if n < 3:
+        return 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sx = math.sqrt(sum((x - mx) ** 2 for x in xs))
+    sy = math.sqrt(sum((y - my) ** 2 for y in ys))
+    return sxy / (sx * sy) if sx and sy else 0.0
+
+
+def reward_model_audits(
+    model: Any, tokenizer: Any, pairs: list[Pair], cfg: EvalConfig
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Held-out accuracy of the reward model (vs chance) and how much its score tracks length alone."""
+    prompts = [p["prompt"] for p in pairs]
+    sc = reward_scores(model, tokenizer, prompts, [p["chosen"] for p in pairs], cfg.batch_size)
+    sr = reward_scores(model, tokenizer, prompts, [p["rejected"] for p in pairs], cfg.batch_size)
+    correct = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(sc, sr, strict=True)]
+    # An untrained scalar head ranks pairs at random: the base bar is chance.
+    acc_audit, metrics = accuracy_audit("reward_accuracy", correct, [0.5] * len(correct), cfg)
+    lengths = [float(len(p["chosen"].split())) for p in pairs] + [
+        float(len(p["rejected"].split())) for p in pairs
+    ]
+    corr = _corr(lengths, sc + sr)
+    length_audit = audit(
+        "reward_length_correlation",
+        abs(corr) <= cfg.max_reward_length_corr,
+        f"correlation of reward with answer length {corr:+.3f} on {len(lengths)} held-out answers "
+        f"(max |{cfg.max_reward_length_corr}|): a reward model that mostly counts words is a verbosity hack",
+    )
+    metrics["reward_length_corr"] = corr
+    return [acc_audit, length_audit], metrics
+
+
+def reward_improvement_audit(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[dict[str, str]]],
+    base_txt: list[str],
+    new_txt: list[str],
+    cfg: EvalConfig,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Mean reward of trained vs base generations on the same held-out prompts (paired CI)."""
+    rb = reward_scores(model, tokenizer, prompts, base_txt, cfg.batch_size)
+    rn = reward_scores(model, tokenizer, prompts, new_txt, cfg.batch_size)
+    diff, lo, hi = mean_ci([b - a for a, b in zip(rb, rn, strict=True)], cfg.confidence)
+    base_m, new_m = sum(rb) / max(1, len(rb)), sum(rn) / max(1, len(rn))
+    passed = lo > 0 and diff >= cfg.min_reward_gain
+    detail = (
+        f"mean reward {new_m:.3f} vs base {base_m:.3f}: gain {diff:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+        f"({int(cfg.confidence * 100)}% CI, n={len(rb)} held-out prompts, min gain {cfg.min_reward_gain})"
+    )
+    return audit("reward_improvement", passed, detail), {
+        "reward_base": base_m,
+        "reward_trained": new_m,
+        "reward_gain_ci_low": lo,
+    }
+
+
+def label_agreement_audit(
+    policy: Any, reference: Any, tokenizer: Any, pairs: list[Pair], cfg: EvalConfig
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Does the RL policy move towards the held-out human labels, not just the reward model?
+
+    The policy's own implicit preference (log pi/pi_ref) on held-out pairs, scored against
+    labels the reward model never saw.
+    """
+    scores = implicit_reward_accuracy(policy, reference, tokenizer, pairs, cfg.batch_size)
+    acc, lo, hi = mean_ci(scores["trained"], cfg.confidence)
+    detail = (
+        f"policy implicit preference agrees with {acc:.3f} [{lo:.3f}, {hi:.3f}] of {len(pairs)} held-out labels "
+        f"(min {cfg.min_label_agreement})"
+    )
+    return audit("heldout_label_agreement", acc >= cfg.min_label_agreement, detail), {"label_agreement": acc}
