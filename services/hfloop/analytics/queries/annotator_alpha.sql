@@ -6,34 +6,41 @@
 --   D = sum over units of (m_u^2 - sum_c n_uc^2) / (m_u - 1): the coincidence-matrix form.
 -- param: from_ms Int64 = 0  -- window start, epoch milliseconds (inclusive)
 -- param: to_ms Int64 = 4102444800000  -- window end, epoch milliseconds (exclusive)
-WITH r AS (
-    SELECT scope, interaction_id, category
-    FROM (
-        SELECT ifNull(annotator_pool, '') AS pool, annotator_id, interaction_id,
-               argMax(concat(rating.scale, ':', toString(rating.value)), event_time) AS category
-        FROM feedback
-        WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
-        GROUP BY pool, annotator_id, interaction_id
-    )
-    ARRAY JOIN [pool, '*'] AS scope
+WITH items AS (
+    -- One group per rated interaction (a fixed-width key), its ratings as an array sorted by
+    -- (pool, annotator, time): grouping by pool, annotator and interaction together would hash
+    -- strings for millions of groups, and a self-join would build a table of every rating.
+    SELECT arraySort(groupArray((ifNull(annotator_pool, ''), annotator_id, event_time, rating.scale, rating.value))) AS rs
+    FROM feedback
+    WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
+    GROUP BY interaction_key
+    HAVING count() >= 2
 ),
-uc AS (
-    SELECT scope, interaction_id, category, count() AS n_uc FROM r GROUP BY scope, interaction_id, category
+latest AS (
+    -- The latest rating of each (pool, annotator): the last of its run in the sorted array.
+    -- Category scale:value is kept as the tuple (scale, value): equal exactly when the strings are.
+    SELECT arrayMap(x -> (x.1, x.2, (x.4, x.5)),
+                    arrayFilter((x, k) -> k = length(rs) OR (rs[k + 1].1, rs[k + 1].2) != (x.1, x.2), rs, arrayEnumerate(rs))) AS ls
+    FROM items
+),
+units AS (
+    -- Each interaction under its pools and '*': the categories of that scope's raters, m >= 2.
+    SELECT scope, arrayMap(x -> x.3, arrayFilter(x -> scope = '*' OR x.1 = scope, ls)) AS cs
+    FROM latest
+    ARRAY JOIN arrayPushBack(arrayDistinct(arrayMap(x -> x.1, ls)), '*') AS scope
+    WHERE length(cs) >= 2
 ),
 u AS (
-    SELECT scope, interaction_id, sum(n_uc) AS m, sum(n_uc * n_uc) AS sq
-    FROM uc GROUP BY scope, interaction_id HAVING m >= 2
+    SELECT scope, length(cs) AS m, arrayDistinct(cs) AS cats, arrayMap(c -> countEqual(cs, c), cats) AS n_uc
+    FROM units
 ),
 totals AS (
-    SELECT scope, count() AS units, sum(m) AS n, sum((m * m - sq) / (m - 1)) AS d FROM u GROUP BY scope
-),
-cats AS (
-    SELECT uc.scope AS scope, uc.category AS category, sum(uc.n_uc) AS n_c
-    FROM uc INNER JOIN u ON u.scope = uc.scope AND u.interaction_id = uc.interaction_id
-    GROUP BY scope, category
-),
-cat_sq AS (SELECT scope, sum(n_c * n_c) AS s2, count() AS categories FROM cats GROUP BY scope)
-SELECT t.scope AS pool, t.units AS units, t.n AS ratings, c.categories AS categories,
-       round(if(t.n * t.n = c.s2, NULL, 1 - (t.n - 1) * t.d / (t.n * t.n - c.s2)), 4) AS alpha
-FROM totals AS t INNER JOIN cat_sq AS c ON c.scope = t.scope
+    -- One pass (a CTE named twice is computed twice): units, n, D, and n_c per category.
+    SELECT scope, count() AS units, sum(m) AS n, sum((m * m - arraySum(x -> x * x, n_uc)) / (m - 1)) AS d,
+           sumMap(cats, n_uc).2 AS n_c
+    FROM u GROUP BY scope
+)
+SELECT scope AS pool, units, n AS ratings, length(n_c) AS categories,
+       round(if(n * n = arraySum(x -> x * x, n_c), NULL, 1 - (n - 1) * d / (n * n - arraySum(x -> x * x, n_c))), 4) AS alpha
+FROM totals
 ORDER BY pool

@@ -21,7 +21,7 @@ SELECT ifNull(f.annotator_pool, '') AS pool, f.annotator_id AS annotator_id,
            if(ratings >= {min_ratings:UInt32} AND confidence_effect >= {min_effect:Float64}, 'confident', '')]), '+') AS prefers,
        prefers != '' AS flagged
 FROM feedback AS f
-INNER JOIN interactions AS i ON i.interaction_id = f.interaction_id
+INNER JOIN interactions AS i ON i.interaction_key = f.interaction_key
 WHERE f.kind = 'RATING' AND f.source = 'EXPLICIT' AND f.event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND f.event_time < fromUnixTimestamp64Milli({to_ms:Int64})
 GROUP BY pool, annotator_id
 ORDER BY flagged DESC, pool, annotator_id

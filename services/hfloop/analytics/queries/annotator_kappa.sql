@@ -7,40 +7,54 @@
 -- param: from_ms Int64 = 0  -- window start, epoch milliseconds (inclusive)
 -- param: to_ms Int64 = 4102444800000  -- window end, epoch milliseconds (exclusive)
 -- param: min_items UInt32 = 1  -- pairs sharing fewer items are left out
-WITH r AS (
-    SELECT scope, annotator_id, interaction_id, category
-    FROM (
-        SELECT ifNull(annotator_pool, '') AS pool, annotator_id, interaction_id,
-               argMax(concat(rating.scale, ':', toString(rating.value)), event_time) AS category
-        FROM feedback
-        WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
-        GROUP BY pool, annotator_id, interaction_id
-    )
-    ARRAY JOIN [pool, '*'] AS scope
+WITH items AS (
+    -- One group per rated interaction (a fixed-width key), its ratings as an array sorted by
+    -- (pool, annotator, time): grouping by pool, annotator and interaction together would hash
+    -- strings for millions of groups, and a self-join would build a table of every rating.
+    SELECT arraySort(groupArray((ifNull(annotator_pool, ''), annotator_id, event_time, rating.scale, rating.value))) AS rs
+    FROM feedback
+    WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
+    GROUP BY interaction_key
+    HAVING count() >= 2
+),
+latest AS (
+    -- The latest rating of each (pool, annotator): the last of its run in the sorted array.
+    -- Category scale:value is kept as the tuple (scale, value): equal exactly when the strings are.
+    SELECT arrayMap(x -> (x.1, x.2, (x.4, x.5)),
+                    arrayFilter((x, k) -> k = length(rs) OR (rs[k + 1].1, rs[k + 1].2) != (x.1, x.2), rs, arrayEnumerate(rs))) AS ls
+    FROM items
 ),
 pairs AS (
-    SELECT a.scope AS scope, a.annotator_id AS annotator_a, b.annotator_id AS annotator_b,
-           a.category AS ca, b.category AS cb
-    FROM r AS a INNER JOIN r AS b ON a.scope = b.scope AND a.interaction_id = b.interaction_id
-    WHERE a.annotator_id < b.annotator_id
+    -- Every two ratings of one interaction by different annotators, once with a < b, under
+    -- their pool when they share it and under '*' always.
+    SELECT scope,
+           least(p.1.2, p.2.2) AS annotator_a, greatest(p.1.2, p.2.2) AS annotator_b,
+           if(p.1.2 < p.2.2, p.1.3, p.2.3) AS ca, if(p.1.2 < p.2.2, p.2.3, p.1.3) AS cb
+    FROM latest
+    ARRAY JOIN arrayFilter(q -> q.1.2 != q.2.2,
+                           arrayFlatten(arrayMap(k -> arrayMap(j -> (ls[k], ls[j]), range(k + 1, length(ls) + 1)),
+                                                 range(1, length(ls) + 1)))) AS p
+    ARRAY JOIN if(p.1.1 = p.2.1, [p.1.1, '*'], ['*']) AS scope
+),
+ct AS (
+    -- The pair's contingency table: all that kappa needs, a few rows per pair.
+    SELECT scope, annotator_a, annotator_b, ca, cb, count() AS k
+    FROM pairs GROUP BY scope, annotator_a, annotator_b, ca, cb
 ),
 stats AS (
-    SELECT scope, annotator_a, annotator_b, count() AS n, countIf(ca = cb) AS agree
-    FROM pairs GROUP BY scope, annotator_a, annotator_b
-),
-marg AS (
-    SELECT scope, annotator_a, annotator_b, c, sum(is_a) AS na, sum(1 - is_a) AS nb
-    FROM pairs ARRAY JOIN [ca, cb] AS c, [1, 0] AS is_a
-    GROUP BY scope, annotator_a, annotator_b, c
-),
-expected AS (
-    SELECT scope, annotator_a, annotator_b, sum(na * nb) AS s FROM marg GROUP BY scope, annotator_a, annotator_b
+    -- One pass over ct (a CTE named twice is computed twice): n, agreements, and the sum over
+    -- categories of a's count times b's count (pe * n^2) from the pair's table.
+    SELECT scope, annotator_a, annotator_b, groupArray((ca, cb, k)) AS t,
+           arraySum(x -> x.3, t) AS n,
+           arraySum(x -> if(x.1 = x.2, x.3, 0), t) AS agree,
+           arraySum(c -> arraySum(x -> if(x.1 = c, x.3, 0), t) * arraySum(x -> if(x.2 = c, x.3, 0), t),
+                    arrayDistinct(arrayMap(x -> x.1, t))) AS s
+    FROM ct GROUP BY scope, annotator_a, annotator_b
 )
-SELECT s.scope AS pool, s.annotator_a AS annotator_a, s.annotator_b AS annotator_b, s.n AS items,
-       round(s.agree / s.n, 4) AS agreement,
-       round(x.s / (s.n * s.n), 4) AS expected_agreement,
-       round(if(x.s = s.n * s.n, NULL, (s.agree / s.n - x.s / (s.n * s.n)) / (1 - x.s / (s.n * s.n))), 4) AS kappa
-FROM stats AS s
-INNER JOIN expected AS x ON x.scope = s.scope AND x.annotator_a = s.annotator_a AND x.annotator_b = s.annotator_b
-WHERE s.n >= {min_items:UInt32}
+SELECT scope AS pool, annotator_a, annotator_b, n AS items,
+       round(agree / n, 4) AS agreement,
+       round(s / (n * n), 4) AS expected_agreement,
+       round(if(s = n * n, NULL, (agree / n - s / (n * n)) / (1 - s / (n * n))), 4) AS kappa
+FROM stats
+WHERE n >= {min_items:UInt32}
 ORDER BY pool, annotator_a, annotator_b

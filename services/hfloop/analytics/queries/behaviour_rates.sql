@@ -5,13 +5,13 @@
 -- param: from_ms Int64 = 0  -- window start, epoch milliseconds (inclusive)
 -- param: to_ms Int64 = 4102444800000  -- window end, epoch milliseconds (exclusive)
 WITH o AS (
-    SELECT interaction_id, max(kind = 'ESCALATED') AS escalated, max(kind = 'REPHRASED') AS rephrased
+    SELECT interaction_key, max(kind = 'ESCALATED') AS escalated, max(kind = 'REPHRASED') AS rephrased
     FROM outcomes
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND kind IN ('ESCALATED', 'REPHRASED')
-    GROUP BY interaction_id
+    GROUP BY interaction_key
 ),
 c AS (
-    SELECT DISTINCT interaction_id, 1 AS corrected
+    SELECT DISTINCT interaction_key, 1 AS corrected
     FROM feedback
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND kind = 'CORRECTION'
 )
@@ -25,8 +25,8 @@ SELECT i.agent_id AS agent_id,
        sum(o.rephrased) AS rephrased,
        round(rephrased / interactions, 4) AS rephrase_rate
 FROM interactions AS i
-LEFT JOIN o ON o.interaction_id = i.interaction_id
-LEFT JOIN c ON c.interaction_id = i.interaction_id
+LEFT JOIN o ON o.interaction_key = i.interaction_key
+LEFT JOIN c ON c.interaction_key = i.interaction_key
 WHERE i.event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND i.event_time < fromUnixTimestamp64Milli({to_ms:Int64})
 GROUP BY agent_id, route
 ORDER BY agent_id, route

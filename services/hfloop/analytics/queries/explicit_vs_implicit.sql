@@ -9,23 +9,23 @@
 -- param: from_ms Int64 = 0  -- window start, epoch milliseconds (inclusive)
 -- param: to_ms Int64 = 4102444800000  -- window end, epoch milliseconds (exclusive)
 WITH e AS (
-    SELECT interaction_id, sign(avg(rating_norm)) AS explicit
+    SELECT interaction_key, sign(avg(rating_norm)) AS explicit
     FROM feedback
     WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
-    GROUP BY interaction_id
+    GROUP BY interaction_key
 ),
 b AS (
-    SELECT interaction_id,
+    SELECT interaction_key,
            sign(sum(multiIf(kind IN ('ACCEPTED', 'COPIED', 'RESOLVED'), 1,
                             kind IN ('REPHRASED', 'ESCALATED', 'DELETED', 'REOPENED', 'ABANDONED'), -1,
                             kind = 'CUSTOM', sign(ifNull(value, 0)), 0))) AS implicit
     FROM outcomes
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
-    GROUP BY interaction_id
+    GROUP BY interaction_key
 ),
 j AS (
     SELECT e.explicit AS x, b.implicit AS y
-    FROM e INNER JOIN b ON b.interaction_id = e.interaction_id
+    FROM e INNER JOIN b ON b.interaction_key = e.interaction_key
     WHERE x != 0 AND y != 0
 )
 SELECT count() AS interactions,

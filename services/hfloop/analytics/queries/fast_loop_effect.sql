@@ -10,10 +10,10 @@ SELECT if(notEmpty(memory_ids_used), 'served_correction', 'no_correction') AS ar
        countIf(score < 0) AS errors,
        round(errors / requests, 4) AS error_rate
 FROM (
-    SELECT interaction_id, argMax(memory_ids_used, version) AS memory_ids_used, argMax(score, version) AS score
+    SELECT interaction_key, argMax(memory_ids_used, version) AS memory_ids_used, argMax(score, version) AS score
     FROM labels
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
-    GROUP BY interaction_id
+    GROUP BY interaction_key
 )
 GROUP BY arm
 ORDER BY arm

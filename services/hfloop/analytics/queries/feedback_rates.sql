@@ -7,14 +7,14 @@
 -- param: from_ms Int64 = 0  -- window start, epoch milliseconds (inclusive)
 -- param: to_ms Int64 = 4102444800000  -- window end, epoch milliseconds (exclusive)
 WITH f AS (
-    SELECT interaction_id,
+    SELECT interaction_key,
            count() AS n_feedback,
            countIf(kind = 'RATING') AS n_ratings,
            countIf(kind = 'RATING' AND rating_norm > 0) AS n_positive,
            countIf(kind = 'CORRECTION') AS n_corrections
     FROM feedback
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64})
-    GROUP BY interaction_id
+    GROUP BY interaction_key
 )
 SELECT toDate(i.event_time) AS day,
        i.agent_id AS agent_id,
@@ -29,7 +29,7 @@ SELECT toDate(i.event_time) AS day,
        sum(f.n_corrections) AS corrections,
        round(corrections / interactions, 4) AS correction_rate
 FROM interactions AS i
-LEFT JOIN f ON f.interaction_id = i.interaction_id
+LEFT JOIN f ON f.interaction_key = i.interaction_key
 WHERE i.event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND i.event_time < fromUnixTimestamp64Milli({to_ms:Int64})
 GROUP BY day, agent_id, agent_version, route
 ORDER BY day, agent_id, agent_version, route

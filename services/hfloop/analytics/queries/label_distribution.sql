@@ -11,13 +11,13 @@ SELECT agent_id,
        round(avg(score), 4) AS mean_score,
        round(avg(confidence), 4) AS mean_confidence
 FROM (
-    SELECT interaction_id,
+    SELECT interaction_key,
            argMax(agent_id, version) AS agent_id,
            argMax(score, version) AS score,
            argMax(confidence, version) AS confidence
     FROM labels
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
-    GROUP BY interaction_id
+    GROUP BY interaction_key
 )
 GROUP BY agent_id, bucket
 ORDER BY agent_id, bucket

@@ -8,7 +8,7 @@ SELECT if(i.confident_phrases, 'confident', 'plain') AS phrasing,
        count() AS ratings,
        round(avg(f.rating_norm), 4) AS mean_rating
 FROM feedback AS f
-INNER JOIN interactions AS i ON i.interaction_id = f.interaction_id
+INNER JOIN interactions AS i ON i.interaction_key = f.interaction_key
 WHERE f.kind = 'RATING' AND f.event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND f.event_time < fromUnixTimestamp64Milli({to_ms:Int64})
 GROUP BY phrasing
 ORDER BY phrasing
