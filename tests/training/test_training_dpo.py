@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 
 import pytest
@@ -28,8 +31,23 @@ def test_small_window_is_refused_before_training(
     assert published_run(settings, record["run_id"])["status"] == "REFUSED_DATA"
 
 
+def _kill_a_worker_after_first_checkpoint(settings, run_id: str, killed: list[int]) -> None:
+    """Chaos: SIGKILL a Ray Train worker process once the run has a committed checkpoint."""
+    storage = settings.data_dir / "training" / "ray" / run_id
+    pids = settings.data_dir / "training" / "runs" / run_id / "pids"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if list(storage.glob("checkpoint_*")) and list(pids.glob("rank1-*")):
+            time.sleep(1.0)  # let the report that created it finish registering
+            pid = int(next(pids.glob("rank1-*")).read_text())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
-def test_dpo_learns_hidden_preference_and_is_promoted(
+def test_dpo_learns_hidden_preference_survives_a_killed_worker_and_is_promoted(
     settings_factory, unique, ray_session, tiny_base, produce_pairs, published_run
 ):
     settings = settings_factory()
@@ -38,17 +56,31 @@ def test_dpo_learns_hidden_preference_and_is_promoted(
         synthetic.preference_pairs(700, seed=11, tenant_id=tenant, event_time=int(time.time() * 1000))
     )
     start, end = produce_pairs(settings, pairs)
+    # More, smaller steps than the default so the kill lands mid-run, after a checkpoint.
     cfg = DPOJobConfig(
-        model=tiny_base, window_start_ms=start, window_end_ms=end, tenant_id=tenant, num_workers=2
+        model=tiny_base, window_start_ms=start, window_end_ms=end, tenant_id=tenant, num_workers=2,
+        run_id=unique("dpo"), max_steps=60, save_steps=5, learning_rate=5e-5, max_failures=2,
+    )  # fmt: skip
+    killed: list[int] = []
+    chaos = threading.Thread(
+        target=_kill_a_worker_after_first_checkpoint, args=(settings, cfg.run_id, killed), daemon=True
     )
+    chaos.start()
     record = main(cfg, settings)
+    chaos.join(timeout=1)
 
-    assert record["status"] == "PROMOTED", (record["audits"], record["metrics"])
+    assert killed, "the chaos thread never found a worker to kill"
     m = record["metrics"]
+    # The restarted worker group resumed from a checkpoint (not from scratch) and finished the run.
+    assert m["train_resumed_from_step"] >= cfg.save_steps and m["train_global_step"] == cfg.max_steps
+    pid_files = list((settings.data_dir / "training" / "runs" / cfg.run_id / "pids").iterdir())
+    assert len(pid_files) >= 4  # two worker groups of two
+
+    assert record["status"] == "PROMOTED", (record["audits"], m)
     # Chance is 0.5; the base model's own (length-normalised) preference is far below it.
     assert m["preference_accuracy"] >= 0.8 and m["preference_accuracy_ci_low"] > 0.5
     assert m["train_loss_last"] < m["train_loss_first"]
-    assert m["train_world_size"] == 2 and m["train_global_step"] == cfg.max_steps
+    assert m["train_world_size"] == 2
     assert sum(o["end_offset"] - o["start_offset"] for o in record["offsets"]) >= len(pairs)
     report = json.loads(record["gate_report"])
     assert report["passed"] and report["prompts_in_both"] == 0
@@ -56,11 +88,8 @@ def test_dpo_learns_hidden_preference_and_is_promoted(
     base = dict(AutoModelForCausalLM.from_pretrained(tiny_base).named_parameters())
     assert any(not torch.equal(p, base[n]) for n, p in trained.named_parameters()), "DPO changed no parameter"
     entry = registry.latest(settings, "DPO")
-    assert (
-        entry
-        and entry["version"] == record["model_version"]
-        and (settings.data_dir / "models" / entry["version"]).is_dir()
-    )
+    assert entry and entry["version"] == record["model_version"]
+    assert (settings.data_dir / "models" / entry["version"] / "config.json").is_file()
     assert published_run(settings, record["run_id"]) == record
 
 
