@@ -106,11 +106,14 @@ def build(tenant: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def load(client: Any, tenant: str, database: str = "hfloop") -> int:
-    """Write the dataset through the sink's own write path (Avro containers), no Kafka."""
+def load(client: Any, tenant: str, database: str = "hfloop", reverse: bool = False) -> int:
+    """Write the dataset through the sink's own write path (Avro containers), no Kafka.
+
+    ``reverse``: the same events in the opposite order, i.e. a replay that forms other blocks
+    (so insert deduplication does not drop it: only the event_id rule can)."""
     serde = Serde()
     batch = Batch(serde)
-    records = build(tenant)
+    records = build(tenant)[:: -1 if reverse else 1]
     for offset, (name, rec) in enumerate(records):
         batch.add(RECORD_TOPIC[name], 0, offset, None, serde.encode(name, rec))
     assert not batch.dead, batch.dead

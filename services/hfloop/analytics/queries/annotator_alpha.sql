@@ -11,7 +11,9 @@ WITH items AS (
     -- (pool, annotator, time): grouping by pool, annotator and interaction together would hash
     -- strings for millions of groups, and a self-join would build a table of every rating.
     SELECT arraySort(groupArray((ifNull(annotator_pool, ''), annotator_id, event_time, rating.scale, rating.value))) AS rs
-    FROM feedback
+    -- feedback_raw (no FINAL): a replayed rating is an identical element, and only the last of
+    -- each (pool, annotator) run is kept, so duplicates cannot change the result.
+    FROM feedback_raw
     WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
     GROUP BY interaction_key
     HAVING count() >= 2

@@ -12,7 +12,9 @@ WITH items AS (
     -- (pool, annotator, time): grouping by pool, annotator and interaction together would hash
     -- strings for millions of groups, and a self-join would build a table of every rating.
     SELECT arraySort(groupArray((ifNull(annotator_pool, ''), annotator_id, event_time, rating.scale, rating.value))) AS rs
-    FROM feedback
+    -- feedback_raw (no FINAL): a replayed rating is an identical element, and only the last of
+    -- each (pool, annotator) run is kept, so duplicates cannot change the result.
+    FROM feedback_raw
     WHERE kind = 'RATING' AND source = 'EXPLICIT' AND event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
     GROUP BY interaction_key
     HAVING count() >= 2
@@ -25,21 +27,26 @@ latest AS (
     FROM items
 ),
 pairs AS (
-    -- Every two ratings of one interaction by different annotators, once with a < b, under
-    -- their pool when they share it and under '*' always.
-    SELECT scope,
+    -- Every two ratings of one interaction by different annotators, once with a < b; same_pool
+    -- says whether they share a pool (then the pair counts under that pool as well as '*').
+    SELECT p.1.1 = p.2.1 AS same_pool, if(same_pool, p.1.1, '') AS pool,
            least(p.1.2, p.2.2) AS annotator_a, greatest(p.1.2, p.2.2) AS annotator_b,
            if(p.1.2 < p.2.2, p.1.3, p.2.3) AS ca, if(p.1.2 < p.2.2, p.2.3, p.1.3) AS cb
     FROM latest
     ARRAY JOIN arrayFilter(q -> q.1.2 != q.2.2,
                            arrayFlatten(arrayMap(k -> arrayMap(j -> (ls[k], ls[j]), range(k + 1, length(ls) + 1)),
                                                  range(1, length(ls) + 1)))) AS p
-    ARRAY JOIN if(p.1.1 = p.2.1, [p.1.1, '*'], ['*']) AS scope
 ),
 ct AS (
-    -- The pair's contingency table: all that kappa needs, a few rows per pair.
-    SELECT scope, annotator_a, annotator_b, ca, cb, count() AS k
-    FROM pairs GROUP BY scope, annotator_a, annotator_b, ca, cb
+    -- The pair's contingency table, all that kappa needs: counted once per pool of the pair,
+    -- then spread over the scopes (pool and '*'), which is cheap on a few hundred rows.
+    SELECT scope, annotator_a, annotator_b, ca, cb, sum(k) AS k
+    FROM (
+        SELECT same_pool, pool, annotator_a, annotator_b, ca, cb, count() AS k
+        FROM pairs GROUP BY same_pool, pool, annotator_a, annotator_b, ca, cb
+    )
+    ARRAY JOIN if(same_pool, [pool, '*'], ['*']) AS scope
+    GROUP BY scope, annotator_a, annotator_b, ca, cb
 ),
 stats AS (
     -- One pass over ct (a CTE named twice is computed twice): n, agreements, and the sum over

@@ -6,13 +6,15 @@
 -- param: to_ms Int64 = 4102444800000  -- window end, epoch milliseconds (exclusive)
 WITH o AS (
     SELECT interaction_key, max(kind = 'ESCALATED') AS escalated, max(kind = 'REPHRASED') AS rephrased
-    FROM outcomes
+    -- The _raw views (no FINAL) here: max() and DISTINCT are the same with or without a replayed
+    -- copy; the interactions are counted, so they are read through FINAL.
+    FROM outcomes_raw
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND kind IN ('ESCALATED', 'REPHRASED')
     GROUP BY interaction_key
 ),
 c AS (
     SELECT DISTINCT interaction_key, 1 AS corrected
-    FROM feedback
+    FROM feedback_raw
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND kind = 'CORRECTION'
 )
 SELECT i.agent_id AS agent_id,

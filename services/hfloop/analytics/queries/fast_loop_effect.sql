@@ -11,7 +11,9 @@ SELECT if(notEmpty(memory_ids_used), 'served_correction', 'no_correction') AS ar
        round(errors / requests, 4) AS error_rate
 FROM (
     SELECT interaction_key, argMax(memory_ids_used, version) AS memory_ids_used, argMax(score, version) AS score
-    FROM labels
+    -- labels_raw (no FINAL): the latest version per interaction (argMax) is the same with or
+    -- without a replayed copy of a label.
+    FROM labels_raw
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
     GROUP BY interaction_key
 )

@@ -15,7 +15,9 @@ FROM (
            argMax(agent_id, version) AS agent_id,
            argMax(score, version) AS score,
            argMax(confidence, version) AS confidence
-    FROM labels
+    -- labels_raw (no FINAL): the latest version per interaction (argMax) is the same with or
+    -- without a replayed copy of a label.
+    FROM labels_raw
     WHERE event_time >= fromUnixTimestamp64Milli({from_ms:Int64}) AND event_time < fromUnixTimestamp64Milli({to_ms:Int64})
     GROUP BY interaction_key
 )
