@@ -1,6 +1,13 @@
-"""The sink's buffer: Kafka values grouped by (table, writer schema), offsets, dead letters.
+"""The sink's buffer: Kafka records grouped by (topic, writer schema), and dead letters.
 
 Pure bookkeeping, no I/O: ``sink.py`` feeds it from the consumer and writes what it holds.
+
+Why it is shaped like this (the sink's target is 100k rows/s on one core, so every record's
+Python cost counts): a record whose value is our single-object encoding with a known writer
+schema of the topic's record (all of them, normally) costs one slice of its 10-byte header, two
+dict look-ups and one list append; the message object itself is kept, so where it came from
+(topic, partition, offset, key) is only asked for when ClickHouse refuses a container and the
+culprit must be found. The Avro container is built at flush (``Pending.to_bytes``).
 """
 
 from __future__ import annotations
@@ -8,11 +15,11 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastavro import schemaless_writer
 
-from hfloop.analytics.avro_block import Container
+from hfloop.analytics.avro_block import container_of_framed
 from hfloop.analytics.tables import TOPIC_TABLE
 from hfloop.events.kafka import dead_letter
 from hfloop.events.schemas import SchemaVersion
@@ -20,68 +27,147 @@ from hfloop.events.serde import SINGLE_OBJECT_MAGIC, Codec, DecodeError, Serde
 from hfloop.events.topics import TOPICS
 
 PROCESSOR = "analytics-sink"
-_HEADER = 10
+_HEADER = 10  # magic (2) + schema fingerprint (8)
+
+
+class Record(Protocol):
+    """What the batch needs of a record: ``confluent_kafka.Message`` has exactly this."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+
+
+class Origin:
+    """A record that did not come straight from the consumer as it is: handed to :meth:`Batch.add`,
+    or re-encoded (Confluent framing). ``value()`` is the single-object encoding that goes into
+    the container; ``original`` what arrived (the payload of a dead letter)."""
+
+    __slots__ = ("_key", "_offset", "_partition", "_topic", "_value", "original")
+
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self._topic, self._partition, self._offset, self._key = topic, partition, offset, key
+        self._value = self.original = value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+
+def original_value(r: Record) -> bytes | None:
+    return r.original if isinstance(r, Origin) else r.value()
 
 
 @dataclass
 class Pending:
-    """One container's worth of records plus where each came from (for the fallback path)."""
+    """One container's worth of records: single-object-encoded values of one writer schema."""
 
     table: str
-    container: Container
-    origins: list[tuple[str, int, int, bytes | None]] = field(
-        default_factory=list
-    )  # topic, partition, offset, key
-    values: list[bytes] = field(default_factory=list)
+    schema: SchemaVersion
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    def to_bytes(self) -> bytes:
+        return container_of_framed(self.schema, (r.value() for r in self.records), _HEADER)  # type: ignore[misc]
 
 
 class Batch:
-    """Records waiting for one insert, grouped by (table, writer schema fingerprint)."""
+    """Records waiting for one insert, grouped by (topic, writer schema fingerprint)."""
 
     def __init__(self, serde: Serde) -> None:
         self.serde = serde
         self._by_fp = serde.schemas.by_fingerprint
         self._expected = {topic: spec.record for topic, spec in TOPICS.items() if topic in TOPIC_TABLE}
         self.groups: dict[tuple[str, bytes], Pending] = {}
-        self.offsets: dict[tuple[str, int], int] = {}  # next offset to commit per (topic, partition)
+        # topic -> {value header (magic + fingerprint) -> append of its group}: the fast path.
+        self._routes: dict[str, dict[bytes, Callable[[Record], None]]] = {t: {} for t in self._expected}
         self.dead: list[dict[str, Any]] = []
-        self.rows = 0
+        self.rows = 0  # records buffered for insert
+        self.consumed = 0  # records taken (buffered, dead-lettered or of no table): offsets to commit
         self._reencode: dict[str, Codec] = {}
 
     def __len__(self) -> int:
         return self.rows
 
+    def add_messages(self, msgs: list[Any]) -> list[Any]:
+        """Take a ``Consumer.consume()`` result; returns the messages that carry an error (EOF,
+        broker errors) for the caller to judge, untouched."""
+        routes, slow = self._routes, self._add_slow
+        errors = []
+        rows = 0
+        for m in msgs:
+            if m.error() is not None:
+                errors.append(m)
+                continue
+            v = m.value()
+            route = routes.get(m.topic())
+            if route is not None and v is not None:
+                append = route.get(v[:_HEADER])
+                if append is not None:
+                    append(m)
+                    rows += 1
+                    continue
+            rows += slow(m)
+        self.rows += rows
+        self.consumed += len(msgs) - len(errors)
+        return errors
+
     def add(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
-        self.offsets[(topic, partition)] = offset + 1
-        expected = self._expected.get(topic)
+        """One record by its parts (tests, tools): the same rules as :meth:`add_messages`."""
+        self.rows += self._add_slow(Origin(topic, partition, offset, key, value))
+        self.consumed += 1
+
+    def _add_slow(self, r: Record) -> int:
+        """Resolve a record the fast path did not know; returns 1 if buffered, else 0."""
+        topic = r.topic()
+        expected = self._expected.get(topic)  # type: ignore[arg-type]
         if expected is None:
-            return
+            return 0
+        value = r.value()
         sv: SchemaVersion | None = None
-        body: bytes | memoryview | None = None
         if value is not None and value[:2] == SINGLE_OBJECT_MAGIC and len(value) >= _HEADER:
             sv = self._by_fp.get(value[2:_HEADER])
-            if sv is not None and sv.name == expected:
-                body = memoryview(value)[_HEADER:]
-            else:
+            if sv is not None and sv.name != expected:
                 sv = None
         if sv is None:
             # Confluent framing, an unknown fingerprint, a wrong record or garbage: the serde
             # decides (and names the reason); a good record is re-encoded with our reader schema.
             try:
-                name, record = self.serde.decode(value, expected=expected)
+                name, record = self.serde.decode(value, expected=expected)  # type: ignore[arg-type]
             except DecodeError as exc:
-                self.dead_letter(topic, partition, offset, key, value, exc.reason, str(exc))
-                return
+                self._dead_letter(r, exc.reason, str(exc))
+                return 0
             sv = self.serde.schemas.latest(name)
-            body = self._encode(name, record)
-        group_key = (topic, sv.fingerprint)
-        pending = self.groups.get(group_key)
+            origin = Origin(topic, r.partition(), r.offset(), r.key(), value)  # type: ignore[arg-type]
+            origin._value = SINGLE_OBJECT_MAGIC + sv.fingerprint + self._encode(name, record)
+            self._pending(topic, sv).records.append(origin)  # type: ignore[arg-type]
+            return 1
+        self._pending(topic, sv).records.append(r)  # type: ignore[arg-type]
+        return 1
+
+    def _pending(self, topic: str, sv: SchemaVersion) -> Pending:
+        key = (topic, sv.fingerprint)
+        pending = self.groups.get(key)
         if pending is None:
-            pending = self.groups[group_key] = Pending(TOPIC_TABLE[topic], Container(sv))
-        pending.container.add(body)  # type: ignore[arg-type]
-        pending.origins.append((topic, partition, offset, key))
-        pending.values.append(value)  # type: ignore[arg-type]
-        self.rows += 1
+            pending = self.groups[key] = Pending(TOPIC_TABLE[topic], sv)
+            self._routes[topic][SINGLE_OBJECT_MAGIC + sv.fingerprint] = pending.records.append
+        return pending
 
     def _encode(self, name: str, record: dict[str, Any]) -> bytes:
         codec = self._reencode.get(name)
@@ -91,10 +177,10 @@ class Batch:
         schemaless_writer(buf, codec.plain, record)
         return buf.getvalue()
 
-    def dead_letter(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-                    reason: str, error: str) -> None:  # fmt: skip
-        self.dead.append(dead_letter(reason=reason, error=error, payload=value, key=key, origin_topic=topic,
-                                     origin_partition=partition, origin_offset=offset, processor=PROCESSOR))  # fmt: skip
+    def _dead_letter(self, r: Record, reason: str, error: str) -> None:
+        self.dead.append(dead_letter(reason=reason, error=error, payload=original_value(r), key=r.key(),
+                                     origin_topic=r.topic(), origin_partition=r.partition(),
+                                     origin_offset=r.offset(), processor=PROCESSOR))  # fmt: skip
 
     def split_bad(self, pending: Pending) -> Pending:
         """Decode every record of a container ClickHouse refused; dead-letter the bad ones.
@@ -102,20 +188,14 @@ class Batch:
         Returns a container of the good ones (the same records when none is bad: then the
         refusal was not the data's fault and the caller retries).
         """
-        good = Pending(pending.table, Container(pending.container.schema))
-        expected = pending.container.schema.name
-        for (topic, partition, offset, key), value in zip(pending.origins, pending.values, strict=True):
+        good = Pending(pending.table, pending.schema)
+        expected = pending.schema.name
+        for r in pending.records:
             try:
-                self.serde.decode(value, expected=expected)
+                self.serde.decode(r.value(), expected=expected)  # type: ignore[arg-type]
             except DecodeError as exc:
-                self.dead_letter(topic, partition, offset, key, value, exc.reason, str(exc))
+                self._dead_letter(r, exc.reason, str(exc))
                 self.rows -= 1
                 continue
-            good.container.add(memoryview(value)[_HEADER:] if value[:2] == SINGLE_OBJECT_MAGIC else
-                               self._encode(expected, self.serde.decode(value)[1]))  # fmt: skip
-            good.origins.append((topic, partition, offset, key))
-            good.values.append(value)
+            good.records.append(r)
         return good
-
-
-OnDead = Callable[[dict[str, Any]], None]

@@ -86,7 +86,7 @@ class ClickHouseWriter:
         for key in list(batch.groups):
             pending = batch.groups[key]
             self._insert_checked(batch, pending)
-            written[pending.table] = written.get(pending.table, 0) + pending.container.count
+            written[pending.table] = written.get(pending.table, 0) + pending.count
             # Written: a retry of the rest must not write this group again (a duplicate is
             # harmless, but wasted work while ClickHouse struggles).
             del batch.groups[key]
@@ -99,17 +99,17 @@ class ClickHouseWriter:
             if _is_unreachable(exc):
                 raise
             good = batch.split_bad(pending)
-            if good.container.count == pending.container.count:
+            if good.count == pending.count:
                 # Every record decodes: the refusal is not the data's; hold and retry.
                 raise StoreUnavailable(f"{pending.table}: {exc}") from exc
             log.warning("dead-lettered %d record(s) ClickHouse refused for %s: %s",
-                        pending.container.count - good.container.count, pending.table, str(exc)[:300])  # fmt: skip
-            pending.container, pending.origins, pending.values = good.container, good.origins, good.values
-            if pending.container.count:
+                        pending.count - good.count, pending.table, str(exc)[:300])  # fmt: skip
+            pending.records = good.records
+            if pending.count:
                 self._insert(pending)
 
     def _insert(self, pending: Pending) -> None:
-        self.client.raw_insert(f"{self.database}.{pending.table}", None, pending.container.to_bytes(), fmt="Avro",
+        self.client.raw_insert(f"{self.database}.{pending.table}", None, pending.to_bytes(), fmt="Avro",
                                settings=INSERT_SETTINGS)  # fmt: skip
 
 
@@ -169,7 +169,7 @@ class AnalyticsService:
         try:
             self._loop()
         finally:
-            if len(self._batch) or self._batch.dead or self._batch.offsets:
+            if self._batch.consumed:
                 self._flush(retry_until_stopped=False)
             self._consumer.close()
             self._producer.flush(10)
@@ -221,20 +221,17 @@ class AnalyticsService:
         while not self._stop.is_set():
             want = max(1, min(10_000, max_rows - len(self._batch)))
             msgs = self._consumer.consume(num_messages=want, timeout=0.1)
-            add = self._batch.add
-            if msgs and self.stats.first_record_at is None:
-                self.stats.first_record_at = time.time()
-            for m in msgs:
-                err = m.error()
-                if err is not None:
+            if msgs:
+                if self.stats.first_record_at is None:
+                    self.stats.first_record_at = time.time()
+                for m in self._batch.add_messages(msgs):  # only those that carry an error come back
+                    err = m.error()
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     if err.fatal():
                         raise KafkaException(err)
                     log.warning("consumer error: %s", err)
-                    continue
-                add(m.topic(), m.partition(), m.offset(), m.key(), m.value())  # type: ignore[arg-type]
-            if not self._batch.offsets:
+            if not self._batch.consumed:
                 self._batch_started = time.monotonic()
                 continue
             if len(self._batch) >= max_rows or time.monotonic() - self._batch_started >= max_age:
@@ -263,13 +260,18 @@ class AnalyticsService:
         if batch.dead:
             self._producer.flush(30)  # durable before the commit that skips their origin
             self.stats.dead_letters += len(batch.dead)
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            # The consumer's stored offsets: one past every message consume() handed us, i.e.
+            # exactly what this batch took (librdkafka stores them as it hands them out;
+            # enable.auto.offset.store). Tracking them per record in Python cost ~0.3 us each.
+            self._consumer.commit(asynchronous=False)
             self.stats.commits += 1
         except KafkaException as exc:
-            # Lost the partitions (rebalance): the new owner re-reads them; rows dedup by event_id.
-            log.warning("offset commit failed, records will be re-read: %s", exc)
+            if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:
+                pass  # nothing new to commit (e.g. only error events since the last commit)
+            else:
+                # Lost the partitions (rebalance): the new owner re-reads them; rows dedup by event_id.
+                log.warning("offset commit failed, records will be re-read: %s", exc)
         self.stats.flushes += 1
         self.stats.last_flush_at = time.time()
         self._batch = Batch(self.serde)
@@ -280,7 +282,7 @@ class AnalyticsService:
         # Eager rebalance: every partition goes; after the next assignment fetching resumes at
         # the committed offsets. So flush what we hold if ClickHouse takes it now, else drop it
         # (it is re-read, nothing is lost).
-        if not self._batch.offsets:
+        if not self._batch.consumed:
             return
         try:
             self._flush(retry_until_stopped=False)
