@@ -27,25 +27,21 @@ class DPOJobConfig(TrainJobConfig):
     )
 
 
-def dpo_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
-    """One Ray Train worker: build the DPOTrainer from the model path, resume if Ray has a checkpoint, train."""
-    import time
-
-    t0 = time.time()
+def build_dpo_trainer(
+    cfg: DPOJobConfig, base_model: str, train: list[dict[str, Any]], output_dir: str, callbacks: list[Any]
+) -> Any:
+    """The TRL DPOTrainer of a job (shared by the Ray worker and the in-process benchmark baseline)."""
     from datasets import Dataset
-    from ray.train.huggingface.transformers import prepare_trainer
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from hfloop.training.common import finish_worker, lora_config, report_callback, worker_context
+    from hfloop.training.common import lora_config
 
-    cfg = DPOJobConfig.from_dict(loop_config["job"])
-    ctx = worker_context(loop_config)
-    tokenizer = AutoTokenizer.from_pretrained(loop_config["base_model"])
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     args = DPOConfig(
-        output_dir=ctx.output_dir,
+        output_dir=output_dir,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -68,13 +64,35 @@ def dpo_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         dataloader_num_workers=0,
     )
     # The policy is passed as a path: TRL rebuilds the frozen reference model from it.
-    trainer = DPOTrainer(
-        model=loop_config["base_model"],
+    return DPOTrainer(
+        model=base_model,
         args=args,
-        train_dataset=Dataset.from_list(pair_rows(loop_config["train"])),
+        train_dataset=Dataset.from_list(pair_rows(train)),
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
-        callbacks=[report_callback(loop_config["job"])],
+        callbacks=callbacks,
+    )
+
+
+def dpo_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
+    """One Ray Train worker: build the DPOTrainer, resume if Ray has a checkpoint, train."""
+    import time
+
+    import trl  # noqa: F401  # imported before the clock: a per-process cost, like the worker's start
+    from ray.train.huggingface.transformers import prepare_trainer
+
+    from hfloop.training.common import finish_worker, report_callback, worker_context
+
+    t0 = time.time()
+
+    cfg = DPOJobConfig.from_dict(loop_config["job"])
+    ctx = worker_context(loop_config)
+    trainer = build_dpo_trainer(
+        cfg,
+        loop_config["base_model"],
+        loop_config["train"],
+        ctx.output_dir,
+        [report_callback(loop_config["job"])],
     )
     trainer = prepare_trainer(trainer)
     t1 = time.time()
