@@ -199,16 +199,17 @@ def synth(
     from hfloop.events.kafka import RecordProducer, create_topics
     from hfloop.events.serde import default_serde
     from hfloop.events.topics import PREFERENCES, TRAINING
-    from hfloop.training.synthetic import preference_pairs
+    from hfloop.training.synthetic import Rater, preference_pairs
 
     if rater not in ("honest", "longer"):
         raise typer.BadParameter("rater must be honest or longer")
     settings = get_settings()
     create_topics(settings, topics=[PREFERENCES, TRAINING])
     producer = RecordProducer(settings, default_serde())
+    which: Rater = "longer" if rater == "longer" else "honest"
     for rec in preference_pairs(
-        pairs, seed=seed, rater=rater, tenant_id=tenant, event_time=int(time.time() * 1000)
-    ):  # type: ignore[arg-type]
+        pairs, seed=seed, rater=which, tenant_id=tenant, event_time=int(time.time() * 1000)
+    ):
         producer.send("PreferencePair", rec)
     producer.flush()
     typer.echo(f"produced {pairs} {rater} pairs for tenant {tenant} to {PREFERENCES}")

@@ -215,7 +215,8 @@ def is_eval_prompt(pair: Pair, eval_fraction: float) -> bool:
 
 
 def split(pairs: list[Pair], eval_fraction: float) -> tuple[list[Pair], list[Pair]]:
-    train, held = [], []
+    train: list[Pair] = []
+    held: list[Pair] = []
     for p in pairs:
         (held if is_eval_prompt(p, eval_fraction) else train).append(p)
     return train, held

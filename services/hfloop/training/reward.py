@@ -68,7 +68,7 @@ def train_reward_phase(loop_config: dict[str, Any], ctx: WorkerContext, resume: 
         peft_config=lora_config(cfg, task_type="SEQ_CLS"),
         callbacks=[report_callback(loop_config["job"], phase="reward")],
     )
-    trainer = prepare_trainer(trainer)
+    trainer = prepare_trainer(trainer)  # type: ignore[assignment]
     trainer.train(resume_from_checkpoint=ctx.resume_from if resume else None)
     return finish_worker(trainer, ctx, loop_config["reward_dir"], cleanup=False)
 

@@ -75,7 +75,7 @@ def _policy_phase(loop_config: dict[str, Any], ctx: Any, resume: bool) -> dict[s
     elif cfg.algorithm == "grpo":
         from trl import GRPOConfig, GRPOTrainer
 
-        trainer_cls, args = GRPOTrainer, GRPOConfig(**common)
+        trainer_cls, args = GRPOTrainer, GRPOConfig(**common)  # type: ignore[assignment]
     else:
         raise ValueError(f"unknown RL algorithm {cfg.algorithm!r}; use grpo or rloo")
     trainer = trainer_cls(
@@ -88,7 +88,7 @@ def _policy_phase(loop_config: dict[str, Any], ctx: Any, resume: bool) -> dict[s
         peft_config=lora_config(cfg),
         callbacks=[report_callback(loop_config["job"], phase="policy")],
     )
-    trainer = prepare_trainer(trainer)
+    trainer = prepare_trainer(trainer)  # type: ignore[assignment]
     trainer.train(resume_from_checkpoint=ctx.resume_from if resume else None)
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     kls = [h["kl"] for h in trainer.state.log_history if "kl" in h]

@@ -199,7 +199,7 @@ def read_plain(
             key = (msg.topic(), msg.partition())
             if msg.error():
                 # End of partition: commit markers may sit where the last data offset was expected.
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+                if msg.error().code() == KafkaError._PARTITION_EOF:  # type: ignore[union-attr]
                     ends.pop(key, None)
                 continue
             end = ends.get(key)

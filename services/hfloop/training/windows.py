@@ -158,7 +158,11 @@ def read_offsets(
     )
     wanted = frozenset((r["topic"], r["partition"]) for r in offsets)
     decoded = ds.map_batches(
-        _decode_batch, fn_kwargs={"wanted": wanted}, batch_format="numpy", batch_size=4096, num_cpus=0.25
+        _decode_batch,  # type: ignore[arg-type]
+        fn_kwargs={"wanted": wanted},
+        batch_format="numpy",
+        batch_size=4096,
+        num_cpus=0.25,
     )
     rows = decoded.take_all()
     for row in sorted(rows, key=lambda r: (r["partition"], r["offset"])):
