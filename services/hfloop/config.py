@@ -93,6 +93,49 @@ class Settings(BaseSettings):
         60.0, description="Label emitted this long after the interaction's last signal."
     )
     state_ttl_s: float = Field(86_400.0, description="Join state expires after this long.")
+    stream_app_id: str = Field(
+        "hfloop-stream", description="Faust app id of the stream processors: consumer group and internal-topic prefix."
+    )
+    stream_tick_s: float = Field(1.0, description="How often label windows, orphan grace and state TTL are checked.")
+    stream_batch_max: int = Field(2000, description="Most input records the join agent processes per batch.")
+    stream_batch_within_s: float = Field(0.05, description="Longest wait to fill a batch before processing it.")
+    stream_commit_interval_s: float = Field(1.0, description="How often the stream worker commits acknowledged offsets.")
+    stream_label_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "RATING": 1.0, "CORRECTION": 2.0, "PREFERENCE": 1.0, "DEMONSTRATION": 0.5,
+            "ACCEPTED": 1.0, "COPIED": 0.5, "EDITED": 1.0, "DELETED": 1.0, "REPHRASED": 1.0, "ESCALATED": 1.5,
+            "RESOLVED": 1.5, "REOPENED": 1.5, "ABANDONED": 0.5, "CUSTOM": 1.0,
+        },
+        description="Weight of each signal kind (feedback kind or outcome kind) in a label; JSON object.",
+    )  # fmt: skip
+    stream_outcome_values: dict[str, float] = Field(
+        default_factory=lambda: {
+            "ACCEPTED": 0.6, "COPIED": 0.4, "EDITED": -0.3, "DELETED": -0.6, "REPHRASED": -0.5, "ESCALATED": -0.8,
+            "RESOLVED": 0.8, "REOPENED": -0.7, "ABANDONED": -0.3,
+        },
+        description="Value in [-1, 1] of each outcome kind (EDITED and CUSTOM use the outcome's own value when set).",
+    )  # fmt: skip
+    stream_implicit_share: float = Field(
+        0.25, description="Share of the implicit signals in a label's score when explicit signals exist (explicit wins)."
+    )
+    stream_implicit_feedback_factor: float = Field(
+        0.5, description="Weight multiplier of feedback whose source is IMPLICIT (inferred, e.g. a judge)."
+    )
+    stream_strong_signal: float = Field(
+        1.0, description="An explicit signal with |value| x weight at or above this emits a label at once."
+    )
+    stream_pair_weights: dict[str, float] = Field(
+        default_factory=lambda: {"COMPARISON": 1.0, "CORRECTION": 1.0, "DEMONSTRATION": 0.8,
+                                 "IMPLICIT_REPHRASE": 0.5, "IMPLICIT_OUTCOME": 0.4},
+        description="Training weight of a preference pair per source; JSON object.",
+    )  # fmt: skip
+    stream_pair_confidence: dict[str, float] = Field(
+        default_factory=lambda: {"COMPARISON": 0.9, "CORRECTION": 0.9, "DEMONSTRATION": 0.8,
+                                 "IMPLICIT_REPHRASE": 0.6, "IMPLICIT_OUTCOME": 0.5},
+        description="Confidence of a preference pair per source (a comparison's strength overrides it); JSON object.",
+    )  # fmt: skip
+    stream_session_max: int = Field(64, description="Interactions kept per session for rephrase detection.")
+    stream_prompt_max: int = Field(16, description="Accepted and rejected answers kept per prompt for implicit pairs.")
 
     # --- fast loop (memory wing) -------------------------------------------------------------
     memory_collection_prefix: str = Field("hfloop_", description="Prefix of the memory wing's Qdrant collections.")
