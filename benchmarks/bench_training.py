@@ -21,6 +21,7 @@ from benchmarks.common import BenchContext
 
 def _plain_trl(cfg: Any, base: str, train: list[dict[str, Any]], threads: int) -> dict[str, float]:
     import torch
+    from trl import DPOConfig, DPOTrainer  # noqa: F401  # warm imports, as the Ray worker's are before its clock
 
     from hfloop.training.dpo import build_dpo_trainer
 

@@ -78,8 +78,8 @@ def dpo_train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     """One Ray Train worker: build the DPOTrainer, resume if Ray has a checkpoint, train."""
     import time
 
-    import trl  # noqa: F401  # imported before the clock: a per-process cost, like the worker's start
     from ray.train.huggingface.transformers import prepare_trainer
+    from trl import DPOConfig, DPOTrainer  # noqa: F401  # before the clock: a per-process cost, like the worker's start
 
     from hfloop.training.common import finish_worker, report_callback, worker_context
 
