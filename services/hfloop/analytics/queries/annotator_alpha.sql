@@ -27,10 +27,13 @@ latest AS (
 ),
 units AS (
     -- Each interaction under its pools and '*': the categories of that scope's raters, m >= 2.
-    SELECT scope, arrayMap(x -> x.3, arrayFilter(x -> scope = '*' OR x.1 = scope, ls)) AS cs
+    -- Built inside the row and then unrolled: an ARRAY JOIN that still needed ls afterwards
+    -- would copy every rating (strings included) once per scope.
+    SELECT u.1 AS scope, u.2 AS cs
     FROM latest
-    ARRAY JOIN arrayPushBack(arrayDistinct(arrayMap(x -> x.1, ls)), '*') AS scope
-    WHERE length(cs) >= 2
+    ARRAY JOIN arrayFilter(v -> length(v.2) >= 2,
+                           arrayMap(s -> (s, arrayMap(x -> x.3, arrayFilter(x -> s = '*' OR x.1 = s, ls))),
+                                    arrayPushBack(arrayDistinct(arrayMap(x -> x.1, ls)), '*'))) AS u
 ),
 u AS (
     SELECT scope, length(cs) AS m, arrayDistinct(cs) AS cats, arrayMap(c -> countEqual(cs, c), cats) AS n_uc
