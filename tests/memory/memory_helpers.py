@@ -29,13 +29,13 @@ def memory_update(tenant: str, situation: str, corrected: str, *, annotator: str
 
 def label(tenant: str, score: float, *, agent: str = "support", route: str = "default", confidence: float = 1.0,
           docs: list[str] | None = None, annotators: list[str] | None = None, interaction_id: str | None = None,
-          version: int = 1, event_time: int | None = None) -> dict[str, Any]:  # fmt: skip
+          version: int = 1, event_time: int | None = None, model: str = "m") -> dict[str, Any]:  # fmt: skip
     """A Label as the stream processor publishes it."""
     return {
         "event_id": uuid.uuid4().hex, "tenant_id": tenant, "event_time": event_time or now_ms(),
         "interaction_id": interaction_id or uuid.uuid4().hex, "version": version, "score": score,
         "confidence": confidence, "trigger": "window_closed", "agent_id": agent, "agent_version": "1",
-        "model_id": "m", "route": route, "session_id": "s", "user_id": "u", "n_explicit": 1, "n_implicit": 0,
+        "model_id": model, "route": route, "session_id": "s", "user_id": "u", "n_explicit": 1, "n_implicit": 0,
         "retrieved_doc_ids": docs or [], "memory_ids_used": [], "annotator_ids": annotators or [],
         "contributing_event_ids": [uuid.uuid4().hex],
     }  # fmt: skip

@@ -164,6 +164,29 @@ def test_routing_flips_on_bad_labels_and_back_on_good(service_factory, memory_se
     assert all(r["source_event_ids"] for r, _ in ups)
 
 
+def test_fallback_answers_do_not_flip_a_route_back(service_factory, memory_settings, producer, hash_embedder,
+                                                   tenants) -> None:  # fmt: skip
+    """While rerouted, labels of the fallback's answers say nothing about the route's own model."""
+    ta, _ = tenants
+    s = memory_settings(embedder="hash", routing_min_evidence=8, routing_upper=0.5, routing_lower=0.3)
+    svc = service_factory(hash_embedder, settings=s)
+    c = _client(svc)
+    for _ in range(10):
+        producer.send("Label", label(ta, -1.0, route="billing"))
+    producer.flush()
+    eventually(lambda: _routes(c).get("billing", {}).get("action") == "FALLBACK_MODEL")
+    before = svc.stats.get("labels", 0)
+    for _ in range(30):
+        producer.send("Label", label(ta, 1.0, route="billing", model="fallback"))
+    producer.flush()
+    eventually(lambda: svc.stats.get("labels", 0) >= before + 30)  # all 30 folded in
+    assert _routes(c)["billing"]["action"] == "FALLBACK_MODEL"
+    for _ in range(30):  # the route's own model doing well again (canary traffic) does flip it back
+        producer.send("Label", label(ta, 1.0, route="billing"))
+    producer.flush()
+    eventually(lambda: _routes(c).get("billing", {}).get("action") == "DEFAULT")
+
+
 def test_retrieval_weights_follow_bad_docs(service_factory, memory_settings, producer, hash_embedder,
                                            tenants) -> None:  # fmt: skip
     ta, _ = tenants

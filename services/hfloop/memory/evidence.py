@@ -40,6 +40,7 @@ def ledger_entry(label: dict[str, Any]) -> Ledger:
     return {
         "tenant_id": label["tenant_id"], "agent_id": label["agent_id"], "route": label["route"],
         "interaction_id": label["interaction_id"], "version": int(label["version"]),
+        "model_id": str(label.get("model_id") or ""),
         "t_ms": int(label["event_time"]), "bad": logic.is_bad(float(label["score"])),
         "weight": logic.label_weight(float(label["confidence"])),
         "doc_ids": sorted(set(label.get("retrieved_doc_ids") or [])),
@@ -139,11 +140,12 @@ class Evidence:
                 if e is None:
                     continue
                 rp = logic.point_id("route", e["tenant_id"], e["agent_id"], e["route"])
-                rc[rp] = logic.add_label(
-                    rc[rp], e["bad"], e["weight"], e["t_ms"], self.routing.half_life_s, sign
-                )
-                if sign > 0:
-                    lineage[rp].append(e["label_event_id"])
+                if logic.judges_route(e.get("model_id", ""), self.routing):
+                    rc[rp] = logic.add_label(
+                        rc[rp], e["bad"], e["weight"], e["t_ms"], self.routing.half_life_s, sign
+                    )
+                    if sign > 0:
+                        lineage[rp].append(e["label_event_id"])
                 for d in e["doc_ids"]:
                     dp = logic.point_id("doc", e["tenant_id"], d)
                     dc[dp] = logic.add_label(

@@ -111,6 +111,16 @@ class RoutingDecision:
     reason: str
 
 
+def judges_route(model_id: str, p: RoutingPolicy) -> bool:
+    """Whether a label is evidence about a route's own model.
+
+    Answers the fallback gave while a route was rerouted say nothing about the model the
+    route normally uses; counting them would flip the route back as soon as the fallback
+    did well, and then forward again (slow flapping). Without them, the primary model's
+    evidence ages (half-life) toward the prior and the route returns to it over time."""
+    return not (p.fallback_target and model_id == p.fallback_target)
+
+
 def decide_route(current: Action, c: Counts, p: RoutingPolicy) -> RoutingDecision:
     """Next routing action for a route whose current action is ``current``.
 
