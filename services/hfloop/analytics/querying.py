@@ -1,11 +1,12 @@
 """Run analyst SQL for one tenant: tenant view databases, checks, limits, results.
 
 Tenant isolation without server row policies (chDB has none): every tenant gets a database of
-views, ``<db>_t_<hash>``, one per table, each ``SELECT ... FROM <db>.<table> FINAL WHERE
-tenant_id = '<tenant>'`` (and ``<table>_raw``, the same without FINAL: see :func:`view_names`). A tenant's query runs with that database as its current database,
-so ``FROM interactions`` reads the tenant's view, and the query tree check (guard.py) refuses
-any other table: the shared tables, system tables, another tenant's views. FINAL in the view
-also makes every reader see each event once.
+views, ``<db>_t_<hash>``, two per table: ``SELECT ... FROM <db>.<table> FINAL WHERE tenant_id =
+'<tenant>'`` and ``<table>_raw``, the same without FINAL (see :func:`view_names`). A tenant's
+query runs with that database as its current database, so ``FROM interactions`` reads the
+tenant's view, and the query tree check (guard.py) refuses any other table: the shared tables,
+system tables, another tenant's views. FINAL in the plain views also makes every reader see each
+event once.
 """
 
 from __future__ import annotations
