@@ -14,6 +14,9 @@ import pytest
 # Tests must not read a developer's HFLOOP_* environment.
 for _k in [k for k in os.environ if k.startswith("HFLOOP_")]:
     del os.environ[_k]
+# Clients left open by a test keep reconnecting once its directory's broker is stopped; their
+# "connection refused" chatter is not a failure (failures raise), so keep librdkafka quiet.
+os.environ["HFLOOP_KAFKA_CLIENT_LOG_LEVEL"] = "0"
 
 from hfloop.config import Settings  # noqa: E402
 from hfloop.kafka_local import LocalKafka, free_port  # noqa: E402

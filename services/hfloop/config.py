@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_client_log_level: int = Field(
+        6, description="librdkafka log level (syslog numbering: 3 errors, 6 info, 7 debug); failures still raise."
+    )
     kafka_partitions: int = Field(3, description="Partitions of the event topics created by `topics create`.")
     kafka_replication: int = Field(1, description="Replication factor of created topics.")
     schema_registry_url: str | None = Field(
@@ -212,6 +215,7 @@ class Settings(BaseSettings):
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.kafka_security_protocol,
+            "log_level": self.kafka_client_log_level,
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism
