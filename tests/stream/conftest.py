@@ -13,7 +13,9 @@ from hfloop.stream.app import TopicNames
 
 
 @pytest.fixture
-def stream_settings(settings_factory: Callable[..., Settings], unique: Callable[[str], str]) -> Callable[..., Settings]:
+def stream_settings(
+    settings_factory: Callable[..., Settings], unique: Callable[[str], str]
+) -> Callable[..., Settings]:
     """Settings with short windows and a unique app id (consumer group, internal topics)."""
 
     def make(**overrides: Any) -> Settings:

@@ -19,7 +19,12 @@ SERDE = Serde()
 CONTRACT = {"interactions": "hfloop.interactions", "feedback": "hfloop.feedback", "outcomes": "hfloop.outcomes",
             "labels": "hfloop.labels", "preferences": "hfloop.preferences", "memory": "hfloop.memory",
             "dlq": "hfloop.dlq"}  # fmt: skip
-OUTPUT_RECORD = {"labels": "Label", "preferences": "PreferencePair", "memory": "MemoryUpdate", "dlq": "DeadLetter"}
+OUTPUT_RECORD = {
+    "labels": "Label",
+    "preferences": "PreferencePair",
+    "memory": "MemoryUpdate",
+    "dlq": "DeadLetter",
+}
 
 
 def create_stream_topics(settings: Settings, names: TopicNames, partitions: int = 3) -> None:
@@ -31,7 +36,9 @@ def create_stream_topics(settings: Settings, names: TopicNames, partitions: int 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # wait until every partition has a leader
         md = admin.list_topics(timeout=10).topics
-        if all(getattr(names, f) in md and len(md[getattr(names, f)].partitions) == partitions for f in CONTRACT):
+        if all(
+            getattr(names, f) in md and len(md[getattr(names, f)].partitions) == partitions for f in CONTRACT
+        ):
             return
         time.sleep(0.2)
 
@@ -86,5 +93,3 @@ def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.5) ->
             return True
         time.sleep(every)
     return check()
-
-

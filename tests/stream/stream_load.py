@@ -58,7 +58,9 @@ def garbage(tenant: str, n: int, serde: Serde, seed: int = 5) -> list[tuple[str,
         elif kind == 2:
             out.append(("feedback", key, b"", "undecodable"))
         elif kind == 3:  # a valid Interaction on the feedback topic
-            rec = ev.interaction(tenant_id=tenant, agent_id="a", prompt="p", response="r", interaction_id=key.decode())
+            rec = ev.interaction(
+                tenant_id=tenant, agent_id="a", prompt="p", response="r", interaction_id=key.decode()
+            )
             out.append(("feedback", key, serde.encode("Interaction", rec), "invalid"))
         elif kind == 4:  # schema-valid, semantically invalid
             rec = ev.feedback(tenant_id=tenant, interaction_id=key.decode(), kind="RATING", annotator_id="x",

@@ -57,7 +57,12 @@ def scripted_session(tenant: str) -> tuple[list[Event], dict[str, Any]]:
     expected = {
         # interaction -> (sign of the final score, contributing ids, annotators, version)
         "labels": {
-            i1["interaction_id"]: (-1, sorted([e["i1"], e["o1"], e["f2"], e["f4"], e["o3"]]), ["agent-7", "expert-1"], 4),
+            i1["interaction_id"]: (
+                -1,
+                sorted([e["i1"], e["o1"], e["f2"], e["f4"], e["o3"]]),
+                ["agent-7", "expert-1"],
+                4,
+            ),
             i2["interaction_id"]: (1, sorted([e["i2"], e["o2"], e["f1"], e["f3"]]), ["rater-3", "u1"], 3),
             i3["interaction_id"]: (-1, sorted([e["i3"], e["o4"]]), [], 1),
         },

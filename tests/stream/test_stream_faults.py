@@ -38,7 +38,10 @@ def test_garbage_goes_to_the_dlq_and_good_records_are_processed(stream_settings,
         assert wait_until(lambda: svc.stats.labels >= len(good_iids) + 2, 30), svc.stats
         assert svc.error is None
     dlq = read_topic(s, names.dlq, "DeadLetter")
-    assert len(dlq) == 1000 and len({(d["origin_topic"], d["origin_partition"], d["origin_offset"]) for d in dlq}) == 1000
+    assert (
+        len(dlq) == 1000
+        and len({(d["origin_topic"], d["origin_partition"], d["origin_offset"]) for d in dlq}) == 1000
+    )
     want = Counter(reason for *_, reason in bad)
     assert Counter(d["reason"] for d in dlq) == want
     assert all(d["error"] and d["processor"] == s.stream_app_id and d["origin_offset"] >= 0 for d in dlq)
@@ -59,7 +62,9 @@ def _worker(s, suffix: str, log: Path) -> subprocess.Popen:
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
 
 
-def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(stream_settings, stream_topics, unique, tmp_path):
+def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
+    stream_settings, stream_topics, unique, tmp_path
+):
     s = stream_settings(label_window_s=2.0, join_grace_s=120.0)
     names = stream_topics(s)
     suffix = names.labels.rsplit(".", 1)[1]
@@ -69,7 +74,9 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(stream_sett
     log = tmp_path / "worker.log"
     proc = _worker(s, suffix, log)
     try:
-        assert wait_until(lambda: len(read_topic(s, names.labels)) >= CRASH_N // 4, 300, every=0.3), log.read_text()[-3000:]
+        assert wait_until(lambda: len(read_topic(s, names.labels)) >= CRASH_N // 4, 300, every=0.3), (
+            log.read_text()[-3000:]
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         before = len(read_topic(s, names.labels))
@@ -96,13 +103,19 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(stream_sett
     by_id = defaultdict(list)
     for r in labels + pairs:
         by_id[r["event_id"]].append({k: v for k, v in r.items() if k != "trigger"})
-    assert all(all(c == copies[0] for c in copies) for copies in by_id.values()), "a redelivered id carries the same record"
+    assert all(all(c == copies[0] for c in copies) for copies in by_id.values()), (
+        "a redelivered id carries the same record"
+    )
     final: dict[str, dict] = {}
     for lab in labels:
         if lab["interaction_id"] not in final or lab["version"] > final[lab["interaction_id"]]["version"]:
             final[lab["interaction_id"]] = lab
-    assert {lab["event_id"] for lab in final.values()} == expected["labels"], "the final label of every interaction"
+    assert {lab["event_id"] for lab in final.values()} == expected["labels"], (
+        "the final label of every interaction"
+    )
     redelivered = sum(len(c) - 1 for c in by_id.values())
     partial = len({lab["event_id"] for lab in labels}) - len(expected["labels"])
-    print(f"crash run: N={CRASH_N} labels before kill={before} records={len(labels) + len(pairs)} "
-          f"redelivered copies={redelivered} early label versions={partial}")
+    print(
+        f"crash run: N={CRASH_N} labels before kill={before} records={len(labels) + len(pairs)} "
+        f"redelivered copies={redelivered} early label versions={partial}"
+    )

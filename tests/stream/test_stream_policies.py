@@ -36,7 +36,9 @@ def fb(kind: str, annotator: str = "u1", t: int = 2000, eid: str | None = None, 
 
 
 def oc(kind: str, t: int = 2000, eid: str | None = None, **kw) -> dict:
-    return ev.outcome(tenant_id="t", interaction_id="i1", kind=kind, event_time=t, event_id=eid or f"o-{kind}-{t}", **kw)
+    return ev.outcome(
+        tenant_id="t", interaction_id="i1", kind=kind, event_time=t, event_id=eid or f"o-{kind}-{t}", **kw
+    )
 
 
 def sig(rec: dict) -> dict:
@@ -89,8 +91,12 @@ def test_no_signal_no_label_and_comments_or_ties_carry_none():
 
 
 def test_conflicting_annotators_lower_confidence_instead_of_cancelling_silently():
-    agree = score([sig(fb("RATING", "u1", rating=THUMBS_UP)), sig(fb("RATING", "u2", rating=THUMBS_UP))], POLICY)
-    conflict = score([sig(fb("RATING", "u1", rating=THUMBS_UP)), sig(fb("RATING", "u2", rating=THUMBS_DOWN))], POLICY)
+    agree = score(
+        [sig(fb("RATING", "u1", rating=THUMBS_UP)), sig(fb("RATING", "u2", rating=THUMBS_UP))], POLICY
+    )
+    conflict = score(
+        [sig(fb("RATING", "u1", rating=THUMBS_UP)), sig(fb("RATING", "u2", rating=THUMBS_DOWN))], POLICY
+    )
     assert agree and conflict
     assert conflict.score == 0 and conflict.confidence < 0.5 * agree.confidence
     same_person = score([sig(fb("RATING", "u1", rating=THUMBS_UP, t=1)), sig(fb("RATING", "u1", rating=THUMBS_DOWN, t=2))],
@@ -141,7 +147,9 @@ def test_label_is_order_independent_and_bounded(items, rnd):
     b = build_label(INTER, sigs, POLICY, "window_closed")
     assert a == b, "same inputs in any order: same record, same id"
     assert a is not None and -1 <= a["score"] <= 1 and 0 <= a["confidence"] <= 1
-    assert a["version"] == len(recs) and a["contributing_event_ids"] == sorted({"e-i1", *(r["event_id"] for r in recs)})
+    assert a["version"] == len(recs) and a["contributing_event_ids"] == sorted(
+        {"e-i1", *(r["event_id"] for r in recs)}
+    )
 
 
 INVALID = [
@@ -176,13 +184,23 @@ def test_key_must_be_the_interaction_id():
 def test_explicit_pairs():
     comp = fb("PREFERENCE", comparison={"response_a": "x", "response_b": A1, "choice": "B", "strength": 0.7})
     p = pr.explicit_pair(INTER, comp, PAIRS)
-    assert p and (p["chosen"], p["rejected"], p["source"], p["confidence"], p["explicit"]) == (A1, "x", "COMPARISON", 0.7, True)
-    assert p["prompt"] == INTER["messages"] and p["annotator_ids"] == ["u1"] and p["interaction_ids"] == ["i1"]
+    assert p and (p["chosen"], p["rejected"], p["source"], p["confidence"], p["explicit"]) == (
+        A1,
+        "x",
+        "COMPARISON",
+        0.7,
+        True,
+    )
+    assert (
+        p["prompt"] == INTER["messages"] and p["annotator_ids"] == ["u1"] and p["interaction_ids"] == ["i1"]
+    )
     corr = pr.explicit_pair(INTER, fb("CORRECTION", correction=FIX), PAIRS)
     assert corr and (corr["chosen"], corr["rejected"]) == (FIX, A1)
     assert pr.explicit_pair(INTER, fb("PREFERENCE", comparison={"response_a": "x", "response_b": "y", "choice": "TIE"}),
                             PAIRS) is None  # fmt: skip
-    assert pr.explicit_pair(INTER, fb("CORRECTION", correction=A1), PAIRS) is None, "no pair of identical answers"
+    assert pr.explicit_pair(INTER, fb("CORRECTION", correction=A1), PAIRS) is None, (
+        "no pair of identical answers"
+    )
     judged = pr.explicit_pair(INTER, fb("CORRECTION", correction=FIX, source="IMPLICIT"), PAIRS)
     assert judged and not judged["explicit"] and judged["weight"] < corr["weight"]
     again = pr.explicit_pair(INTER, fb("CORRECTION", correction=FIX), PAIRS)
@@ -193,11 +211,15 @@ def test_memory_update_of_corrections_and_demonstrations():
     m = pr.memory_update(INTER, fb("CORRECTION", correction=FIX, eid="f9"))
     assert m and m["situation"] == Q1 and m["original_answer"] == A1 and m["corrected_answer"] == FIX
     assert (m["op"], m["visibility"], m["trust"], m["reason"]) == ("UPSERT", "PRIVATE", 0.0, "correction")
-    assert m["source_event_ids"] == ["f9", "e-i1"] and m == pr.memory_update(INTER, fb("CORRECTION", correction=FIX, eid="f9"))
+    assert m["source_event_ids"] == ["f9", "e-i1"] and m == pr.memory_update(
+        INTER, fb("CORRECTION", correction=FIX, eid="f9")
+    )
     assert pr.memory_update(INTER, fb("RATING", rating=THUMBS_UP)) is None
 
 
-def member(iid: str, t: int, resp: str, outcomes: dict[str, str], parent: str | None = None, prompt: str = Q1) -> dict:
+def member(
+    iid: str, t: int, resp: str, outcomes: dict[str, str], parent: str | None = None, prompt: str = Q1
+) -> dict:
     inter = ev.interaction(tenant_id="t", agent_id="a", prompt=prompt, response=resp, interaction_id=iid,
                            event_id=f"e-{iid}", event_time=t, session_id="s", parent_interaction_id=parent)  # fmt: skip
     return pr.member_of(inter, outcomes)
@@ -262,7 +284,9 @@ def run_machine(events: list[tuple[str, dict]], ctx: sm.Ctx = CTX) -> tuple[list
 
     for i, (name, rec) in enumerate(events):
         now += 1
-        states[rec["interaction_id"]], fx = sm.on_input(states.get(rec["interaction_id"]), name, rec, origin(i), now, ctx)
+        states[rec["interaction_id"]], fx = sm.on_input(
+            states.get(rec["interaction_id"]), name, rec, origin(i), now, ctx
+        )
         apply(fx)
     for _ in range(3):
         now += ctx.window_s + 1
@@ -309,7 +333,11 @@ def test_replayed_inputs_change_nothing_and_late_feedback_revises():
                        rating=THUMBS_DOWN, event_time=9, event_id="late")  # fmt: skip
     labels2, _, _ = run_machine(events + [("Feedback", late)])
     f1, f2 = finals(labels1)["t-i2"], finals(labels2)["t-i2"]
-    assert f2["version"] == f1["version"] + 1 and f2["event_id"] != f1["event_id"] and "late" in f2["contributing_event_ids"]
+    assert (
+        f2["version"] == f1["version"] + 1
+        and f2["event_id"] != f1["event_id"]
+        and "late" in f2["contributing_event_ids"]
+    )
     assert f2["confidence"] < f1["confidence"], "a conflicting explicit rating lowers the confidence"
 
 

@@ -31,7 +31,12 @@ def _check(out: dict[str, list[dict[str, Any]]], expected: dict[str, Any]) -> No
     assert set(pairs) == set(expected["pairs"]), "exactly the expected pair ids"
     for pid, (source, chosen, rejected, question) in expected["pairs"].items():
         p = pairs[pid]
-        assert (p["source"], p["chosen"], p["rejected"], p["prompt"][-1]["content"]) == (source, chosen, rejected, question)
+        assert (p["source"], p["chosen"], p["rejected"], p["prompt"][-1]["content"]) == (
+            source,
+            chosen,
+            rejected,
+            question,
+        )
         assert 0 < p["weight"] <= 1 and 0 <= p["confidence"] <= 1 and p["source_event_ids"]
     final = _final_labels(out["labels"])
     assert set(final) == set(expected["labels"])
@@ -43,10 +48,14 @@ def _check(out: dict[str, list[dict[str, Any]]], expected: dict[str, Any]) -> No
         assert lab["version"] == version
         assert 0 < lab["confidence"] <= 1
     assert final[f"{iid.rsplit('-', 1)[0]}-i1"]["retrieved_doc_ids"] == ["kb-12"]
-    assert {ids for lab in out["labels"] for ids in [lab["event_id"]]} == {lab["event_id"] for lab in out["labels"]}
+    assert {ids for lab in out["labels"] for ids in [lab["event_id"]]} == {
+        lab["event_id"] for lab in out["labels"]
+    }
     mem = {m["memory_id"]: m for m in out["memory"]}
     assert {k: m["corrected_answer"] for k, m in mem.items()} == expected["memory"]
-    assert all(m["op"] == "UPSERT" and m["visibility"] == "PRIVATE" and m["trust"] == 0.0 for m in mem.values())
+    assert all(
+        m["op"] == "UPSERT" and m["visibility"] == "PRIVATE" and m["trust"] == 0.0 for m in mem.values()
+    )
 
 
 def _run(settings, names: TopicNames, events, expected) -> dict[str, list[dict[str, Any]]]:
@@ -83,7 +92,9 @@ def test_scripted_session_in_order_and_shuffled(stream_settings, stream_topics, 
         assert sorted(ordered[field], key=lambda r: r[k]) == sorted(out[field], key=lambda r: r[k]), field
     fa, fb = _final_labels(ordered["labels"]), _final_labels(out["labels"])
     for iid in fa:  # same inputs, same final label: id, score, confidence, lineage
-        assert {k: v for k, v in fa[iid].items() if k != "trigger"} == {k: v for k, v in fb[iid].items() if k != "trigger"}
+        assert {k: v for k, v in fa[iid].items() if k != "trigger"} == {
+            k: v for k, v in fb[iid].items() if k != "trigger"
+        }
 
 
 def test_replay_from_offset_zero_adds_no_pair_ids(stream_settings, stream_topics, unique):
@@ -98,14 +109,18 @@ def test_replay_from_offset_zero_adds_no_pair_ids(stream_settings, stream_topics
     # The same app (its state in the changelogs) re-reads every input from offset 0.
     admin = AdminClient(s.kafka_client_config())
     tps = [TopicPartition(t, p, 0) for t in names.inputs() for p in range(3)]
-    admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(s.stream_app_id, tps)])["" or s.stream_app_id].result(30)
+    admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(s.stream_app_id, tps)])[
+        "" or s.stream_app_id
+    ].result(30)
     with StreamService(s, names) as svc:
         svc.wait_ready(60)
         assert wait_until(lambda: svc.stats.inputs >= len(events), 60)
         time.sleep(3 * s.label_window_s)
     again = read_outputs(s, names)
     assert {p["event_id"] for p in again["preferences"]} == pair_ids
-    assert {k: len(v) for k, v in again.items()} == n_out, "state remembered every joined event: no output at all"
+    assert {k: len(v) for k, v in again.items()} == n_out, (
+        "state remembered every joined event: no output at all"
+    )
 
     # A fresh app (no state) over the same inputs derives the same pair ids.
     s2 = stream_settings()

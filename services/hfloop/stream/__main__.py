@@ -14,7 +14,9 @@ from hfloop.stream.app import TopicNames, run_worker
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m hfloop.stream", description=__doc__)
-    parser.add_argument("--topic-suffix", help="Read and write <contract topic>.<suffix> instead of the contract topics.")
+    parser.add_argument(
+        "--topic-suffix", help="Read and write <contract topic>.<suffix> instead of the contract topics."
+    )
     args = parser.parse_args(argv)
     run_worker(get_settings(), TopicNames.suffixed(args.topic_suffix) if args.topic_suffix else None)
 

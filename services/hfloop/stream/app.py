@@ -109,7 +109,9 @@ def input_partitions(settings: Settings, names: TopicNames, timeout: float = 30.
     md = AdminClient(settings.kafka_client_config()).list_topics(timeout=timeout).topics
     counts = {t: len(md[t].partitions) for t in names.inputs() if t in md}
     if len(counts) != 3:
-        raise RuntimeError(f"input topics missing: {sorted(set(names.inputs()) - set(counts))}; run `hfloop topics create`")
+        raise RuntimeError(
+            f"input topics missing: {sorted(set(names.inputs()) - set(counts))}; run `hfloop topics create`"
+        )
     if len(set(counts.values())) != 1:
         raise RuntimeError(f"input topics are not co-partitioned: {counts}")
     return next(iter(counts.values()))
@@ -164,7 +166,7 @@ class StreamApp:
         self.app.timer(s.stream_tick_s, name="tick")(self._tick)
 
     # --- agents ----------------------------------------------------------------------------
-    async def _join_agent(self, stream: faust.StreamT) -> None:
+    async def _join_agent(self, stream: Any) -> None:  # faust.Stream (StreamT lacks take_events)
         s = self.settings
         async for events in stream.take_events(s.stream_batch_max, within=s.stream_batch_within_s):
             async with self._lock:
@@ -207,9 +209,11 @@ class StreamApp:
             batch.fx.extend(fx)
         except Exception as exc:  # a bug or an input the policies did not foresee: never stop
             log.exception("processing %s %s/%s@%s failed", name, msg.topic, msg.partition, msg.offset)
-            batch.fx.dead.append(sm.dead(self.ctx, origin, "processing_error", f"{type(exc).__name__}: {exc}", tenant))
+            batch.fx.dead.append(
+                sm.dead(self.ctx, origin, "processing_error", f"{type(exc).__name__}: {exc}", tenant)
+            )
 
-    async def _group_agent(self, stream: faust.StreamT) -> None:
+    async def _group_agent(self, stream: Any) -> None:
         s = self.settings
         async for events in stream.take_events(s.stream_batch_max, within=s.stream_batch_within_s):
             async with self._lock:
@@ -220,19 +224,24 @@ class StreamApp:
                     try:
                         key = msg.key
                         st = batch.dirty[key][1] if key in batch.dirty else _state(self.groups, key)
-                        st, pairs = sm.on_fact(st, key.decode(), orjson.loads(msg.value), msg.partition, now, self.ctx)
+                        st, pairs = sm.on_fact(
+                            st, key.decode(), orjson.loads(msg.value), msg.partition, now, self.ctx
+                        )
                         batch.dirty[key] = (msg.partition, st)
                         batch.group_pairs.extend(pairs)
                     except Exception as exc:
                         log.exception("group fact %s/%s@%s failed", msg.topic, msg.partition, msg.offset)
                         origin = sm.Origin(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
-                        batch.fx.dead.append(sm.dead(self.ctx, origin, "processing_error", f"{type(exc).__name__}: {exc}"))
+                        batch.fx.dead.append(
+                            sm.dead(self.ctx, origin, "processing_error", f"{type(exc).__name__}: {exc}")
+                        )
                 await self._guarded(self._commit(batch, self.groups, "groups"))
 
     # --- timer -----------------------------------------------------------------------------
     async def _tick(self) -> None:
         app = self.app
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        if app.rebalancing or app.in_recovery or not recovered:
             return
         async with self._lock:
             now = self.now()
@@ -291,10 +300,14 @@ class StreamApp:
         ):
             for rec in records:
                 value = self.serde.encode(record_name, rec)
-                futures.append(await self.app.producer.send(topic, key_of(contract, rec), value, None, None, None))
+                futures.append(
+                    await self.app.producer.send(topic, key_of(contract, rec), value, None, None, None)
+                )
         groups = self.groups_topic.get_topic_name()
         for gkey, member in fx.facts:
-            futures.append(await self.app.producer.send(groups, gkey.encode(), orjson.dumps(member), None, None, None))
+            futures.append(
+                await self.app.producer.send(groups, gkey.encode(), orjson.dumps(member), None, None, None)
+            )
         if futures:
             await asyncio.gather(*futures)  # raises on a failed delivery: no state written, no commit
         st_ = self.stats
@@ -328,7 +341,9 @@ def _credentials(s: Settings) -> Any:
     if s.kafka_security_protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(cafile=str(s.kafka_ssl_cafile) if s.kafka_ssl_cafile else None)
         if s.kafka_ssl_certfile:
-            context.load_cert_chain(str(s.kafka_ssl_certfile), str(s.kafka_ssl_keyfile) if s.kafka_ssl_keyfile else None)
+            context.load_cert_chain(
+                str(s.kafka_ssl_certfile), str(s.kafka_ssl_keyfile) if s.kafka_ssl_keyfile else None
+            )
     if s.kafka_security_protocol == "SSL":
         return faust.SSLCredentials(context)
     password = s.kafka_sasl_password.get_secret_value() if s.kafka_sasl_password else None

@@ -36,7 +36,9 @@ def read_dead_letters(settings: Any, topic: str, timeout: float = 30.0) -> Itera
         md = c.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:
             raise typer.BadParameter(f"topic {topic} does not exist")
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in md.partitions}
+        ends = {
+            p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in md.partitions
+        }
         todo = {p for p, e in ends.items() if e > 0}
         c.assign([TopicPartition(topic, p, 0) for p in todo])
         deadline = time.monotonic() + timeout
@@ -44,7 +46,7 @@ def read_dead_letters(settings: Any, topic: str, timeout: float = 30.0) -> Itera
             for m in c.consume(1000, timeout=0.5):
                 if m.error():
                     continue
-                if m.offset() + 1 >= ends[m.partition()]:
+                if (m.offset() or 0) + 1 >= ends[m.partition()]:
                     todo.discard(m.partition())
                 try:
                     yield serde.decode_as(m.value(), "DeadLetter")
@@ -72,7 +74,9 @@ def _select(settings: Any, topic: str, reason: str | None, origin: str | None, t
 
 @app.command("list")
 def list_(
-    reason: str = typer.Option(None, help="Only this reason (undecodable, invalid, orphan, duplicate, processing_error)."),
+    reason: str = typer.Option(
+        None, help="Only this reason (undecodable, invalid, orphan, duplicate, processing_error)."
+    ),
     origin: str = typer.Option(None, help="Only dead letters from this origin topic."),
     tenant: str = typer.Option(None, help="Only this tenant."),
     limit: int = typer.Option(50, help="Rows to print (the counts cover all)."),
@@ -116,7 +120,11 @@ def replay(
     from hfloop.events.topics import DLQ
 
     settings = get_settings()
-    rows = [d for d in _select(settings, topic or DLQ, reason, origin, tenant, event_id) if d["origin_partition"] >= 0]
+    rows = [
+        d
+        for d in _select(settings, topic or DLQ, reason, origin, tenant, event_id)
+        if d["origin_partition"] >= 0
+    ]
     if dry_run:
         for d in rows:
             console.print(f"{d['event_id']} {d['reason']} -> {d['origin_topic']} ({len(d['payload'])} bytes)")

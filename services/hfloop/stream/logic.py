@@ -152,7 +152,11 @@ def signal_of(name: str, rec: Record, response: str, policy: LabelPolicy) -> Sig
             c = rec["comparison"]
             if c["choice"] == "TIE" or c["response_a"] == c["response_b"]:
                 return None
-            chosen, rejected = (c["response_a"], c["response_b"]) if c["choice"] == "A" else (c["response_b"], c["response_a"])
+            chosen, rejected = (
+                (c["response_a"], c["response_b"])
+                if c["choice"] == "A"
+                else (c["response_b"], c["response_a"])
+            )
             strength = 1.0 if c.get("strength") is None else float(c["strength"])
             if response == chosen:
                 value = strength

@@ -71,11 +71,16 @@ def explicit_pair(inter: Record, fb: Record, policy: PairPolicy) -> Record | Non
         if c["choice"] == "TIE":
             return None
         source = "COMPARISON"
-        chosen, rejected = (c["response_a"], c["response_b"]) if c["choice"] == "A" else (c["response_b"], c["response_a"])
+        chosen, rejected = (
+            (c["response_a"], c["response_b"]) if c["choice"] == "A" else (c["response_b"], c["response_a"])
+        )
         confidence = policy.confidence[source] if c.get("strength") is None else float(c["strength"])
     elif kind in ("CORRECTION", "DEMONSTRATION"):
         source = kind
-        chosen, rejected = fb["correction"] if kind == "CORRECTION" else fb["demonstration"], inter["response"]
+        chosen, rejected = (
+            fb["correction"] if kind == "CORRECTION" else fb["demonstration"],
+            inter["response"],
+        )
         confidence = policy.confidence[source]
     else:
         return None
@@ -127,7 +132,9 @@ def memory_update(inter: Record, fb: Record) -> Record | None:
 
 # --- groups: sessions and prompts ----------------------------------------------------------
 def prompt_key(tenant: str, agent: str, messages: Sequence[Mapping[str, str]]) -> str:
-    digest = hashlib.blake2b(orjson.dumps([[m["role"], m["content"]] for m in messages]), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(
+        orjson.dumps([[m["role"], m["content"]] for m in messages]), digest_size=12
+    ).hexdigest()
     return f"p/{tenant}/{agent}/{digest}"
 
 

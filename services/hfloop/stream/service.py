@@ -51,14 +51,18 @@ def run_worker(settings: Settings, names: TopicNames | None = None) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     stream = StreamApp(settings, names)
-    worker = faust.Worker(stream.app, loop=loop, loglevel="INFO", override_logging=False, redirect_stdouts=False)
+    worker = faust.Worker(
+        stream.app, loop=loop, loglevel="INFO", override_logging=False, redirect_stdouts=False
+    )
     worker.execute_from_commandline()  # raises SystemExit; re-raises a crash
 
 
 class StreamService:
     """The stream processors in a background thread with their own event loop."""
 
-    def __init__(self, settings: Settings, names: TopicNames | None = None, serde: Serde | None = None) -> None:
+    def __init__(
+        self, settings: Settings, names: TopicNames | None = None, serde: Serde | None = None
+    ) -> None:
         self.settings = settings
         self.names = names
         self.serde = serde
@@ -91,7 +95,7 @@ class StreamService:
             app = self.stream.app if self.stream else None
             if self.error is not None:
                 raise RuntimeError(f"stream worker failed: {self.error!r}") from self.error
-            if (app is not None and not app.rebalancing and app.tables.recovery.completed.is_set()
+            if (app is not None and not app.rebalancing and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
                     and app.consumer.assignment()):  # fmt: skip
                 return
             time.sleep(0.1)

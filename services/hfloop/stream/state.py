@@ -92,7 +92,9 @@ def new_join(partition: int, now: float) -> State:
             "last": now}  # fmt: skip
 
 
-def on_input(st: State | None, name: str, rec: Record, origin: Origin, now: float, ctx: Ctx) -> tuple[State, Effects]:
+def on_input(
+    st: State | None, name: str, rec: Record, origin: Origin, now: float, ctx: Ctx
+) -> tuple[State, Effects]:
     """Apply one validated input record (Interaction, Feedback or Outcome) to its join state."""
     st = st if st is not None else new_join(origin.partition, now)
     fx = Effects()
