@@ -190,3 +190,17 @@ def test_touches() -> None:
     assert L.touches(["a", "b"], [], {"b"}, set())
     assert L.touches([], ["e1"], set(), {"e1"})
     assert not L.touches(["a"], ["e2"], {"b"}, {"e1"})
+
+
+@pytest.mark.parametrize(
+    "model, assisted, counts",
+    [
+        ("small-model", False, True),  # the route's own model: evidence
+        ("fallback", False, False),  # the fallback's answers while rerouted: not about the route's model
+        ("small-model", True, False),  # rewritten by the correction memory: the memory's answer
+        ("", False, True),  # unknown model: counted (conservative: can only push towards rerouting)
+    ],
+)
+def test_which_labels_judge_a_route(model, assisted, counts):
+    p = L.RoutingPolicy(fallback_target="fallback")
+    assert L.judges_route(model, assisted, p) is counts

@@ -41,6 +41,7 @@ def ledger_entry(label: dict[str, Any]) -> Ledger:
         "tenant_id": label["tenant_id"], "agent_id": label["agent_id"], "route": label["route"],
         "interaction_id": label["interaction_id"], "version": int(label["version"]),
         "model_id": str(label.get("model_id") or ""),
+        "memory_assisted": bool(label.get("memory_ids_used")),
         "t_ms": int(label["event_time"]), "bad": logic.is_bad(float(label["score"])),
         "weight": logic.label_weight(float(label["confidence"])),
         "doc_ids": sorted(set(label.get("retrieved_doc_ids") or [])),
@@ -140,13 +141,15 @@ class Evidence:
                 if e is None:
                     continue
                 rp = logic.point_id("route", e["tenant_id"], e["agent_id"], e["route"])
-                if logic.judges_route(e.get("model_id", ""), self.routing):
+                assisted = bool(e.get("memory_assisted", False))
+                if logic.judges_route(e.get("model_id", ""), assisted, self.routing):
                     rc[rp] = logic.add_label(
                         rc[rp], e["bad"], e["weight"], e["t_ms"], self.routing.half_life_s, sign
                     )
                     if sign > 0:
                         lineage[rp].append(e["label_event_id"])
-                for d in e["doc_ids"]:
+                # An answer the memory rewrote says nothing about the documents retrieved for it.
+                for d in [] if assisted else e["doc_ids"]:
                     dp = logic.point_id("doc", e["tenant_id"], d)
                     dc[dp] = logic.add_label(
                         dc[dp], e["bad"], e["weight"], e["t_ms"], self.weights.half_life_s, sign

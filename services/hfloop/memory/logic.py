@@ -111,13 +111,17 @@ class RoutingDecision:
     reason: str
 
 
-def judges_route(model_id: str, p: RoutingPolicy) -> bool:
+def judges_route(model_id: str, memory_assisted: bool, p: RoutingPolicy) -> bool:
     """Whether a label is evidence about a route's own model.
 
     Answers the fallback gave while a route was rerouted say nothing about the model the
     route normally uses; counting them would flip the route back as soon as the fallback
     did well, and then forward again (slow flapping). Without them, the primary model's
-    evidence ages (half-life) toward the prior and the route returns to it over time."""
+    evidence ages (half-life) toward the prior and the route returns to it over time.
+    Answers the correction memory rewrote are the memory's, not the model's: counting them
+    would hide a bad model behind the corrections served on top of it."""
+    if memory_assisted:
+        return False
     return not (p.fallback_target and model_id == p.fallback_target)
 
 
