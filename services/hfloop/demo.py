@@ -54,6 +54,7 @@ class Demo:
     rate: float
     seed: int = 7
     train: bool = True
+    min_reduction: float = 0.8
     stages: list[Stage] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
@@ -81,11 +82,11 @@ class Demo:
         console.print(f"{mark} {name}: {detail}")
 
 
-def demo_settings(base_dir: Path) -> Settings:
+def demo_settings(base_dir: Path, **overrides: Any) -> Settings:
     """Embedded defaults in a fresh folder; ports that are free on this machine."""
     kafka_port = 9092 if not port_open(9092) else free_port()
     http_port = 8787 if not port_open(8787) else free_port()
-    return Settings(
+    values: dict[str, Any] = dict(
         data_dir=base_dir,
         kafka_port=kafka_port,
         http_port=http_port,
@@ -94,7 +95,24 @@ def demo_settings(base_dir: Path) -> Settings:
         api_url=f"http://127.0.0.1:{http_port}",
         label_window_s=10.0,
         join_grace_s=30.0,
-    )  # type: ignore[call-arg]
+        # Trust as a support team would set it: the expert pool (staff who take escalations)
+        # is trusted, and two end users who independently write a similar correction for a
+        # similar question corroborate each other. One user alone stays private (poisoning guard).
+        memory_trusted_annotators=",".join(f"experts-{k:02d}" for k in range(1, 4)),
+        memory_corroborating_users=2,
+        # The simulator's paraphrase check (docs/simulator.md): same-intent questions sit at
+        # cosine >= 0.55 for 89% of pairs, two users' rewordings of one answer at >= 0.65.
+        memory_situation_similarity=0.55,
+        memory_answer_similarity=0.6,
+        # A support team reroutes a route that goes bad in 40% of labeled answers.
+        routing_upper=0.4,
+        routing_lower=0.25,
+        routing_fallback_target="large-model",
+    )
+    values.update(overrides)
+    if "http_port" in overrides:
+        values["api_url"] = f"http://127.0.0.1:{overrides['http_port']}"
+    return Settings(**values)
 
 
 def run(
@@ -141,9 +159,7 @@ def _simulate(demo: Demo) -> str:
     lk = result.summary.get("lookups", {})
     if lk.get("errors"):
         raise RuntimeError(f"{lk['errors']} lookups failed; last: {lk.get('last_error')}")
-    return (
-        f"({result.summary['interactions']} interactions, {result.summary['events']['events_total']} events)"
-    )
+    return f"({result.summary['interactions']} interactions, {result.summary['events_total']} events)"
 
 
 def _drain(stack: Any, timeout: float = 240.0, quiet_s: float = 6.0) -> str:
@@ -168,7 +184,8 @@ def _fast_loop(demo: Demo) -> str:
 
     sim = demo.facts["sim"]
     rep = sim["repeat_error"]
-    demo.check("repeat-error rate falls >= 80% after the first correction", rep["reduction"] >= 0.8,
+    demo.check(f"repeat-error rate falls >= {demo.min_reduction:.0%} after the first correction",
+               (rep["reduction"] or 0) >= demo.min_reduction,
                f"reduction {rep['reduction']:.0%} (before {rep['before']}, after {rep['after']})")  # fmt: skip
     planted = sim["planted"]
     with HfloopClient(demo.settings.api_url, api_key=KEY) as client:

@@ -199,4 +199,7 @@ def write_report(demo: Demo) -> Path:
     parts.append("</body></html>")
     index = out / "index.html"
     index.write_text("\n".join(parts))
+    facts = {"checks": [{"check": n, "passed": ok, "detail": d} for n, ok, d in demo.checks],
+             "stages": [vars(st) for st in demo.stages], **demo.facts}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(facts, indent=2, default=str))
     return index

@@ -61,13 +61,18 @@ class DevStack:
             self.services["memory"] = memory
             routers.extend(memory_routers(memory))
         if self.with_analytics:
+            from hfloop.analytics import store
             from hfloop.analytics.api import router_factory
             from hfloop.analytics.sink import AnalyticsService
 
-            analytics = AnalyticsService(s, serde=serde)
+            client = store.connect(s)  # one chDB engine for the sink and the query route
+            store.migrate(client, s.analytics_database)
+            analytics = AnalyticsService(s, client=client, serde=serde)
             analytics.start()
             self.services["analytics"] = analytics
-            routers.append(router_factory(s, analytics.client))
+            query_factory = router_factory(s, client)
+            self.services["analytics-queries"] = query_factory.service  # type: ignore[attr-defined]
+            routers.append(query_factory)
         if self.with_stream:
             from hfloop.stream.app import StreamService
 
@@ -103,12 +108,12 @@ class DevStack:
             self._server.should_exit = True
             if self._server_thread:
                 self._server_thread.join(10)
-        for name in ("stream", "memory", "analytics", "gateway"):
+        for name in ("stream", "memory", "analytics", "analytics-queries", "gateway"):
             svc = self.services.pop(name, None)
             if svc is None:
                 continue
             try:
-                (svc.close if name == "gateway" else svc.stop)()
+                (svc.stop if hasattr(svc, "stop") else svc.close)()
             except Exception:  # keep stopping the others; report what failed
                 log.exception("stopping %s failed", name)
         if self.broker is not None:
