@@ -301,7 +301,7 @@ def test_q_length_by_version(qs: QueryService) -> None:
 
 
 def test_q_pool_bias(qs: QueryService) -> None:
-    rs = rows(qs, "pool_bias", min_ratings=5)
+    rs = rows(qs, "pool_bias", min_ratings=5, min_group=1)
     assert pick(
         rs,
         "pool",
@@ -318,7 +318,9 @@ def test_q_pool_bias(qs: QueryService) -> None:
         ("vendor-a", 2, 11, 0.0909, -1.2667, -0.1429, "", False),
     ]
     # Too few ratings are never flagged.
-    assert not any(r["flagged"] for r in rows(qs, "pool_bias", min_ratings=6))
+    assert not any(r["flagged"] for r in rows(qs, "pool_bias", min_ratings=6, min_group=1))
+    # An effect measured on too few ratings on one side is never flagged either.
+    assert not any(r["flagged"] for r in rows(qs, "pool_bias", min_ratings=5, min_group=3))
 
 
 def test_q_annotator_bias(qs: QueryService) -> None:

@@ -66,7 +66,7 @@ def _chromium() -> str | None:
 def test_report_has_plots_and_renders_in_headless_chromium(api: str, tmp_path: Path) -> None:
     out = tmp_path / "report"
     ex = RemoteExecutor(api, "k-acme")
-    index = report.build(ex, out, {"min_ratings": 5, "min_pairs": 2})
+    index = report.build(ex, out, {"min_ratings": 5, "min_pairs": 2, "min_group": 1})
     ex.close()
     text = index.read_text()
     pngs = sorted(out.glob("*.png"))
@@ -101,7 +101,7 @@ def test_cli_query_goes_through_the_running_api(api: str, tmp_path: Path) -> Non
                           "--format", "csv"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == ["interaction_id", "i1", "i2", "i3", "i4", "i5"]
-    named = subprocess.run([hfloop, "analytics", "query", "--name", "pool_bias", "-p", "min_ratings=5", "--format",
+    named = subprocess.run([hfloop, "analytics", "query", "--name", "pool_bias", "-p", "min_ratings=5", "-p", "min_group=1", "--format",
                             "json"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert named.returncode == 0 and '"long+confident"' in named.stdout
     refused = subprocess.run([hfloop, "analytics", "query", "DROP TABLE interactions"], env=env,
