@@ -116,11 +116,17 @@ def demo_settings(base_dir: Path, **overrides: Any) -> Settings:
 
 
 def run(
-    settings: Settings, out: Path, duration_s: float, rate: float, seed: int = 7, train: bool = True
+    settings: Settings,
+    out: Path,
+    duration_s: float,
+    rate: float,
+    seed: int = 7,
+    train: bool = True,
+    min_reduction: float = 0.8,
 ) -> int:
     from hfloop.dev import DevStack
 
-    demo = Demo(settings, out, duration_s, rate, seed, train)
+    demo = Demo(settings, out, duration_s, rate, seed, train, min_reduction=min_reduction)
     stack = DevStack(settings)
     try:
         if demo.stage("stack", lambda: _start(stack)):
