@@ -10,7 +10,7 @@
 -- param: long_chars UInt32 = 400  -- answers longer than this count as long
 -- param: min_effect Float64 = 0.3  -- effect (difference of mean ratings) that flags a bias
 -- param: min_ratings UInt32 = 20  -- fewer ratings than this are never flagged
--- param: min_group UInt32 = 8  -- an effect needs this many ratings on each side (long and short, confident and plain)
+-- param: min_group UInt32 = 5  -- an effect needs this many ratings on each side (long and short, confident and plain)
 SELECT ifNull(f.annotator_pool, '') AS pool,
        uniqExact(f.annotator_id) AS annotators,
        count() AS ratings,
