@@ -1,0 +1,210 @@
+"""Helpers of the chaos run: worker processes, the workload with its expected outputs, lag, topic reads."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from hfloop.config import Settings
+from hfloop.events.serde import Serde
+from hfloop.sdk import events as ev
+from hfloop.stream.logic import derived_id
+
+SERDE = Serde()
+T0 = 1_700_000_000_000
+Event = tuple[str, dict[str, Any]]
+INPUT_TOPICS = ["hfloop.interactions", "hfloop.feedback", "hfloop.outcomes"]
+
+# faust reads these from the environment when the app does not set them; its defaults (60 s)
+# would stall the partitions of a kill -9'd worker for a minute. The values match the
+# analytics sink's session.timeout.ms (10 s).
+FAUST_ENV = {
+    "BROKER_SESSION_TIMEOUT": "10",
+    "BROKER_HEARTBEAT_INTERVAL": "1",
+    "BROKER_REBALANCE_TIMEOUT": "20",
+}
+
+
+def workload(tenant: str, n_interactions: int) -> tuple[list[Event], dict[str, set[str]]]:
+    """Sessions of two interactions with two outcomes each: the first rephrased and abandoned,
+    the second accepted and copied; every 10th session's second answer also gets a thumbs-down
+    rating. Expected (docs/stream.md, ids from the inputs): the final label of every
+    interaction, one IMPLICIT_REPHRASE pair per session."""
+    events: list[Event] = []
+    labels: set[str] = set()
+    pairs: set[str] = set()
+    for k in range(n_interactions // 2):
+        sid = f"{tenant}-s{k}"
+        pair_eids = []
+        for j, (kinds, resp) in enumerate([(("REPHRASED", "ABANDONED"), "first answer"),
+                                           (("ACCEPTED", "COPIED"), "second answer")]):  # fmt: skip
+            iid = f"{tenant}-{k}-{j}"
+            t = T0 + k * 1000 + j * 100
+            inter = ev.interaction(tenant_id=tenant, agent_id="chaos", prompt=f"question {k}/{j}",
+                                   response=f"{resp} {k}", interaction_id=iid, event_id=f"e-{iid}",
+                                   session_id=sid, event_time=t)  # fmt: skip
+            events.append(("Interaction", inter))
+            ids = [inter["event_id"]]
+            for n, kind in enumerate(kinds):
+                o = ev.outcome(tenant_id=tenant, interaction_id=iid, kind=kind, session_id=sid,
+                               event_time=t + 10 + n, event_id=f"o{n}-{iid}")  # fmt: skip
+                events.append(("Outcome", o))
+                ids.append(o["event_id"])
+            if j == 1 and k % 10 == 0:
+                f = ev.feedback(tenant_id=tenant, interaction_id=iid, kind="RATING", annotator_id=f"u{k}",
+                                rating={"scale": "THUMBS", "value": -1.0}, event_time=t + 20,
+                                event_id=f"f-{iid}")  # fmt: skip
+                events.append(("Feedback", f))
+                ids.append(f["event_id"])
+            labels.add(derived_id("label", tenant, iid, *sorted(ids)))
+            pair_eids.append(inter["event_id"])
+        pairs.add(derived_id("pair", "IMPLICIT_REPHRASE", *pair_eids))
+    return events, {"labels": labels, "pairs": pairs}
+
+
+def garbage(n: int, seed: int) -> list[tuple[str, bytes, bytes]]:
+    """``n`` undecodable records (topic, key, value): every reader dead-letters them."""
+    rnd = random.Random(seed)
+    good = SERDE.encode("Outcome", ev.outcome(tenant_id="g", interaction_id="g", kind="ACCEPTED"))
+    out = []
+    for i in range(n):
+        topic = INPUT_TOPICS[i % 3]
+        key = f"garbage-{i}".encode()
+        kind = i % 4
+        if kind == 0:
+            value = b"\x00" + rnd.randbytes(rnd.randint(1, 200))  # no hfloop framing
+        elif kind == 1:
+            value = good[: rnd.randint(10, len(good) - 1)]  # truncated body
+        elif kind == 2:
+            value = b""
+        else:
+            value = b"\xc3\x01" + rnd.randbytes(8) + b"\x02ab"  # unknown writer fingerprint
+        out.append((topic, key, value))
+    return out
+
+
+class Proc:
+    """One worker process in its own process group (so kill reaches everything it started)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.args, self.env, self.log = name, args, env, log
+        self.p: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.p = subprocess.Popen([sys.executable, *self.args], env=self.env, stdout=out,
+                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.starts += 1
+
+    def alive(self) -> bool:
+        return self.p is not None and self.p.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.p is not None
+            os.killpg(self.p.pid, sig)
+
+    def kill9(self) -> None:
+        if self.p is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait(30)
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """SIGCONT+SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.p is None:
+            return None
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGCONT)
+                os.killpg(self.p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        return self.p.returncode
+
+    def tail(self, n: int = 4000) -> str:
+        try:
+            return f"--- {self.name} ---\n" + self.log.read_text(errors="replace")[-n:]
+        except FileNotFoundError:
+            return f"--- {self.name}: no log ---"
+
+
+def worker_env(settings: Settings, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HFLOOP_")}
+    env.update({"HFLOOP_KAFKA_BOOTSTRAP": settings.bootstrap, "HFLOOP_DATA_DIR": str(data_dir),
+                "HFLOOP_LABEL_WINDOW_S": str(settings.label_window_s),
+                "HFLOOP_JOIN_GRACE_S": str(settings.join_grace_s),
+                "HFLOOP_STREAM_TICK_S": str(settings.stream_tick_s),
+                "HFLOOP_STREAM_COMMIT_INTERVAL_S": str(settings.stream_commit_interval_s),
+                "HFLOOP_KAFKA_CLIENT_LOG_LEVEL": "3", **FAUST_ENV, **extra})  # fmt: skip
+    return env
+
+
+def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[str, int]:
+    """{topic[partition]: high watermark - committed offset} for every partition of ``topics``
+    holding records (a partition with records and no commit counts its whole length)."""
+    admin = AdminClient(settings.kafka_client_config())
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(30)
+    committed = {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions}
+    c = Consumer(settings.consumer_config(f"lag-{uuid.uuid4().hex[:8]}"))
+    try:
+        md = c.list_topics(timeout=10).topics
+        lag = {}
+        for t in topics:
+            for p in md[t].partitions:
+                high = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+                done = max(committed.get((t, p), 0), 0)
+                if high - done > 0:
+                    lag[f"{t}[{p}]"] = high - done
+        return lag
+    finally:
+        c.close()
+
+
+def read_topic(settings: Settings, topic: str, record: str) -> list[dict[str, Any]]:
+    """Every record now in ``topic``, decoded, with its partition/offset under ``_at``."""
+    c = Consumer(settings.consumer_config(f"read-{uuid.uuid4().hex[:8]}"))
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions}
+        todo = {p for p, e in ends.items() if e > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in todo])
+        out = []
+        deadline = time.monotonic() + 60
+        while todo and time.monotonic() < deadline:
+            for m in c.consume(10_000, timeout=0.5):
+                if m.error():
+                    continue
+                out.append(SERDE.decode_as(m.value(), record))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        assert not todo, f"could not read {topic} to its end"
+        return out
+    finally:
+        c.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, every: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every)
+    return check()
