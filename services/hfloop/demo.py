@@ -141,6 +141,9 @@ def run(
     finally:
         demo.stage("report", lambda: _report(demo))
         stack.stop()
+        from hfloop.demo_report import write_results
+
+        write_results(demo)
     _print_summary(demo)
     ok = all(s.ok for s in demo.stages) and all(c[1] for c in demo.checks)
     return 0 if ok else 1

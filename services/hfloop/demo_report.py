@@ -199,7 +199,14 @@ def write_report(demo: Demo) -> Path:
     parts.append("</body></html>")
     index = out / "index.html"
     index.write_text("\n".join(parts))
+    return index
+
+
+def write_results(demo: Demo) -> Path:
+    """Machine-readable results (after every stage, the report included, has finished)."""
     facts = {"checks": [{"check": n, "passed": ok, "detail": d} for n, ok, d in demo.checks],
              "stages": [vars(st) for st in demo.stages], **demo.facts}  # fmt: skip
-    (out / "results.json").write_text(json.dumps(facts, indent=2, default=str))
-    return index
+    demo.out.mkdir(parents=True, exist_ok=True)
+    path = demo.out / "results.json"
+    path.write_text(json.dumps(facts, indent=2, default=str))
+    return path
