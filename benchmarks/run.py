@@ -30,8 +30,14 @@ def _render(results: dict[str, dict]) -> str:
         lines.append(f"## {name}")
         lines.append("")
         m = res.get("machine", {})
-        lines.append(f"Machine: {m.get('cpu')} — {m.get('cores')} cores, {m.get('memory_gib')} GiB, "
-                     f"Python {m.get('python')}, run {m.get('date')}.")  # fmt: skip
+        if "device" in res and "runs" in res:  # benchmarks/gpu_dpo.py, run on the GPU machine
+            lines.append(f"Machine: {res['device']} (torch {res.get('torch')}, transformers {res.get('transformers')}, "
+                         f"trl {res.get('trl')}); {res.get('params', 0) / 1e6:.0f}M parameters, {res.get('dtype')}.")  # fmt: skip
+            res = {**res, "table": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()}
+                                    for r in res["runs"]]}  # fmt: skip
+        else:
+            lines.append(f"Machine: {m.get('cpu')} — {m.get('cores')} cores, {m.get('memory_gib')} GiB, "
+                         f"Python {m.get('python')}, run {m.get('date')}.")  # fmt: skip
         lines.append("")
         if res.get("summary"):
             lines.append(str(res["summary"]))
