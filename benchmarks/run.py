@@ -44,7 +44,7 @@ def _render(results: dict[str, dict]) -> str:
             lines.append("")
         rows = res.get("table") or []
         if rows:
-            cols = list(rows[0].keys())
+            cols = list(dict.fromkeys(k for r in rows for k in r))  # rows of one table may differ in columns
             lines.append("| " + " | ".join(cols) + " |")
             lines.append("|" + "---|" * len(cols))
             for r in rows:
