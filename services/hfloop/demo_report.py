@@ -157,7 +157,8 @@ def write_report(demo: Demo) -> Path:
         "<td>PASS</td>", "<td class='pass'>PASS</td>").replace("<td>FAIL</td>", "<td class='fail'>FAIL</td>") + "</section>")  # fmt: skip
     parts.append("<section><h2>Stages</h2>" + _table(
         ["stage", "ok", "seconds", "detail"],
-        [[s.name, "yes" if s.ok else "NO", s.seconds, s.error or s.detail] for s in demo.stages]) + "</section>")  # fmt: skip
+        [[s.name, "yes" if s.ok else ("writing this page" if s.name == "report" and not s.error else "NO"),
+          s.seconds, s.error or s.detail] for s in demo.stages]) + "</section>")  # fmt: skip
     sim = demo.facts.get("sim")
     if sim:
         rep = sim["repeat_error"]
