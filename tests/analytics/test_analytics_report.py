@@ -4,7 +4,6 @@ headless Chromium."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -53,17 +52,9 @@ def api(chdb_client: Any, tmp_path: Path) -> Iterator[str]:
     factory.service.close()  # type: ignore[attr-defined]
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=600)
-        return shutil.which("chromium")
-    return None
-
-
-def test_report_has_plots_and_renders_in_headless_chromium(api: str, tmp_path: Path) -> None:
+def test_report_has_plots_and_renders_in_headless_chromium(
+    api: str, tmp_path: Path, chromium: str | None
+) -> None:
     out = tmp_path / "report"
     ex = RemoteExecutor(api, "k-acme")
     index = report.build(ex, out, {"min_ratings": 5, "min_pairs": 2, "min_group": 1})
@@ -76,7 +67,6 @@ def test_report_has_plots_and_renders_in_headless_chromium(api: str, tmp_path: P
     # The demo's question: the report names the biased rater population.
     assert "long+confident" in text and "crowd" in text
 
-    chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium is not installed and `apt-get install chromium` is not possible here")
     shot = tmp_path / "shot.png"

@@ -9,8 +9,6 @@ thresholds for a 90-second run, so a regression in any stage fails CI.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,16 +18,6 @@ from hfloop.demo import demo_settings, run
 from hfloop.kafka_local import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, timeout=600)
-        return shutil.which("chromium")
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +57,11 @@ def test_the_biased_pool_is_flagged_and_the_slow_loop_answered(demo_run):
     assert json.loads(run_record["gate_report"])  # the gate says what it did and why
 
 
-def test_the_report_renders_in_headless_chromium(demo_run, tmp_path):
+def test_the_report_renders_in_headless_chromium(demo_run, tmp_path, chromium: str | None):
     _, out, _ = demo_run
     index = out / "index.html"
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) >= 5 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
-    chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium is not installed and `apt-get install chromium` is not possible here")
     shot = tmp_path / "demo.png"

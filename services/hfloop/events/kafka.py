@@ -121,11 +121,18 @@ class RecordProducer:
         self.send_raw(topic, key_of(topic, record), value)
 
     def send_raw(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
+        """Produce bytes; ``on_delivery`` replaces the default report (which feeds ``flush``)."""
+        cb = on_delivery or self._delivered
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=self._delivered, headers=headers)
+                self._producer.produce(topic, value, key, on_delivery=cb, headers=headers)
                 break
             except BufferError:
                 # Local queue full: serve delivery reports until there is room (backpressure).

@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 
 from hfloop.config import Settings, get_settings
-from hfloop.events.kafka import DeliveryError
+from hfloop.events.kafka import DeliveryError, RecordProducer
 from hfloop.events.serde import Serde, default_serde
 from hfloop.events.topics import FEEDBACK, INTERACTIONS, OUTCOMES, key_of
 from hfloop.sdk import events as ev
@@ -84,10 +84,8 @@ class FeedbackClient(_Base):
         **producer_overrides: Any,
     ) -> None:
         super().__init__(tenant_id, settings, serde)
-        self._producer = Producer(self.settings.producer_config(**producer_overrides))
-        self._on_error = on_error
-        self._errors: list[str] = []
-        self._lock = threading.Lock()
+        # Producer defaults, backpressure and delivery-error bookkeeping live in RecordProducer.
+        self._records = RecordProducer(self.settings, self.serde, on_error=on_error, **producer_overrides)
 
     # --- events ------------------------------------------------------------------------
     def log_interaction(self, agent_id: str, prompt: Prompt, response: str, *, wait: bool = False,
@@ -154,45 +152,18 @@ class FeedbackClient(_Base):
                 box[0] = err
                 done.set()
 
-            self._produce(topic, key, value, ack)
+            self._records.send_raw(topic, key, value, on_delivery=ack)
             while not done.is_set():
-                self._producer.poll(0.05)
+                self._records.poll(0.05)
             if box[0] is not None:
                 raise DeliveryError([f"{topic}: {box[0].str()}"])
         else:
-            self._produce(topic, key, value, self._delivered)
+            self._records.send_raw(topic, key, value)
         return str(rec["event_id"])
-
-    def _produce(
-        self, topic: str, key: bytes, value: bytes, cb: Callable[[KafkaError | None, Any], None]
-    ) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value, key, on_delivery=cb)
-                break
-            except BufferError:
-                self._producer.poll(0.05)
-        self._producer.poll(0)
-
-    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
-        if err is None:
-            return
-        desc = f"{msg.topic()}[{msg.key()!r}]: {err.str()}"
-        if self._on_error is not None:
-            self._on_error(desc, err)
-        else:
-            with self._lock:
-                self._errors.append(desc)
 
     def flush(self, timeout: float = 60.0) -> None:
         """Wait until everything sent so far is acknowledged; raise DeliveryError otherwise."""
-        left = self._producer.flush(timeout)
-        with self._lock:
-            errors, self._errors = self._errors, []
-        if left:
-            errors.append(f"{left} record(s) not acknowledged within {timeout}s")
-        if errors:
-            raise DeliveryError(errors)
+        self._records.flush(timeout)
 
     def close(self) -> None:
         self.flush()
