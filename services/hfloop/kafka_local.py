@@ -17,7 +17,8 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -83,6 +84,63 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+@dataclass(frozen=True)
+class SecuredListeners:
+    """Secured client listeners a local broker opens next to its PLAINTEXT one.
+
+    Only tests use them, to prove every client honours the HFLOOP_KAFKA_SECURITY_* settings
+    against a real broker. The PLAINTEXT listener stays for the controller, inter-broker
+    traffic and the readiness probe; the clients under test connect to these ports only.
+    """
+
+    users: Mapping[str, str]  # SCRAM user -> password, written into the log at format time
+    sasl_plaintext_port: int | None = None
+    sasl_ssl_port: int | None = None
+    ssl_port: int | None = None  # TLS with client certificates required (mutual TLS)
+    keystore: Path | None = None  # PKCS12: the broker's key and certificate (SSL listeners)
+    keystore_password: str = ""
+    truststore: Path | None = None  # PEM CA certificates that sign accepted client certificates
+    mechanism: str = "SCRAM-SHA-512"
+
+    def ports(self) -> dict[str, int]:
+        named = {
+            "SASL_PLAINTEXT": self.sasl_plaintext_port,
+            "SASL_SSL": self.sasl_ssl_port,
+            "SSL": self.ssl_port,
+        }
+        return {name: port for name, port in named.items() if port is not None}
+
+    def properties(self) -> dict[str, str]:
+        """server.properties entries of the secured listeners (listener names = protocol names)."""
+        props: dict[str, str] = {}
+        ports = self.ports()
+        if "SSL" in ports or "SASL_SSL" in ports:
+            if self.keystore is None:
+                raise KafkaLocalError("an SSL or SASL_SSL listener needs a keystore")
+            props.update({"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.keystore),
+                          "ssl.keystore.password": self.keystore_password,
+                          "ssl.key.password": self.keystore_password})  # fmt: skip
+        if "SSL" in ports:
+            if self.truststore is None:
+                raise KafkaLocalError("the SSL listener checks client certificates: it needs a truststore")
+            props.update({"listener.name.ssl.ssl.client.auth": "required", "ssl.truststore.type": "PEM",
+                          "ssl.truststore.location": str(self.truststore)})  # fmt: skip
+        sasl = [name for name in ports if name.startswith("SASL_")]
+        if sasl:
+            props["sasl.enabled.mechanisms"] = self.mechanism
+            module = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            for name in sasl:
+                props[f"listener.name.{name.lower()}.{self.mechanism.lower()}.sasl.jaas.config"] = module
+        return props
+
+    def format_args(self) -> list[str]:
+        """``kafka-storage format`` options that create the SCRAM users (KIP-900)."""
+        out: list[str] = []
+        for user, password in self.users.items():
+            out += ["--add-scram", f"{self.mechanism}=[name={user},password={password}]"]
+        return out
+
+
 @dataclass
 class LocalKafka:
     """One broker+controller process. ``home`` holds its data, config, log and pid file."""
@@ -93,6 +151,7 @@ class LocalKafka:
     cache_dir: Path
     heap: str = "768m"
     controller_port: int | None = None
+    secured: SecuredListeners | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalKafka:
@@ -108,6 +167,15 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def bootstrap_of(self, protocol: str) -> str:
+        """Bootstrap address of the listener speaking ``protocol`` (PLAINTEXT or a secured one)."""
+        if protocol == "PLAINTEXT":
+            return self.bootstrap
+        port = (self.secured.ports() if self.secured else {}).get(protocol)
+        if port is None:
+            raise KafkaLocalError(f"this broker has no {protocol} listener")
+        return f"127.0.0.1:{port}"
 
     @property
     def libs(self) -> Path:
@@ -177,14 +245,17 @@ class LocalKafka:
     def _write_config(self) -> Path:
         cport = self.controller_port or self._stored_controller_port() or free_port()
         self.controller_port = cport
+        extra = self.secured.ports() if self.secured else {}
+        clients = "".join(f",{name}://127.0.0.1:{port}" for name, port in extra.items())
+        protocols = "".join(f",{name}:{name}" for name in extra)
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}{clients}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}{clients}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data.resolve()),
             "num.partitions": "3",
@@ -199,6 +270,8 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": "0",
             "log.segment.bytes": str(256 * 1024 * 1024),
         }
+        if self.secured:
+            props.update(self.secured.properties())
         path = self.home / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.home / "log4j2.properties").write_text(LOG4J2)
@@ -238,8 +311,9 @@ class LocalKafka:
         if not (self.data / "meta.properties").exists():
             self.data.mkdir(parents=True, exist_ok=True)
             cid = cluster_id()
+            scram = self.secured.format_args() if self.secured else []
             fmt = self._java(
-                "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config), log=self.log_file
+                "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config), *scram, log=self.log_file
             )
             if fmt.wait() != 0:
                 raise KafkaLocalError(
