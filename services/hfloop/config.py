@@ -18,7 +18,11 @@ PREFIX = "HFLOOP_"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", validate_default=True)
+    # hide_input_in_errors: a validation error would otherwise print the offending input, and
+    # for the unknown-variable check that input is every HFLOOP_* value, secrets included.
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="forbid", validate_default=True, hide_input_in_errors=True
+    )
 
     # --- where things live -------------------------------------------------------
     data_dir: Path = Field(Path(".hfloop"), description="Root of embedded stores and local Kafka data.")
@@ -100,6 +104,10 @@ class Settings(BaseSettings):
         "hfloop-stream", description="Faust app id of the stream processors: consumer group and internal-topic prefix."
     )
     stream_tick_s: float = Field(1.0, description="How often label windows, orphan grace and state TTL are checked.")
+    stream_hole_timeout_s: float = Field(
+        10.0, description="A partition whose next record stays unprocessed this long while later ones are done "
+        "is re-read from that record (stream/offsets.py).",
+    )
     stream_batch_max: int = Field(2000, description="Most input records the join agent processes per batch.")
     stream_batch_within_s: float = Field(0.05, description="Longest wait to fill a batch before processing it.")
     stream_commit_interval_s: float = Field(1.0, description="How often the stream worker commits acknowledged offsets.")

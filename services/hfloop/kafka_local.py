@@ -100,7 +100,7 @@ class SecuredListeners:
     keystore: Path | None = None  # PKCS12: the broker's key and certificate (SSL listeners)
     keystore_password: str = ""
     truststore: Path | None = None  # PEM CA certificates that sign accepted client certificates
-    mechanism: str = "SCRAM-SHA-512"
+    mechanisms: tuple[str, ...] = ("SCRAM-SHA-512",)  # SCRAM-SHA-256 | SCRAM-SHA-512 | PLAIN
 
     def ports(self) -> dict[str, int]:
         named = {
@@ -127,17 +127,24 @@ class SecuredListeners:
                           "ssl.truststore.location": str(self.truststore)})  # fmt: skip
         sasl = [name for name in ports if name.startswith("SASL_")]
         if sasl:
-            props["sasl.enabled.mechanisms"] = self.mechanism
-            module = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-            for name in sasl:
-                props[f"listener.name.{name.lower()}.{self.mechanism.lower()}.sasl.jaas.config"] = module
+            props["sasl.enabled.mechanisms"] = ",".join(self.mechanisms)
+            for mechanism in self.mechanisms:
+                if mechanism == "PLAIN":  # the broker checks PLAIN passwords against its JAAS entry
+                    users = " ".join(f'user_{u}="{pw}"' for u, pw in self.users.items())
+                    module = f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+                else:
+                    module = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for name in sasl:
+                    props[f"listener.name.{name.lower()}.{mechanism.lower()}.sasl.jaas.config"] = module
         return props
 
     def format_args(self) -> list[str]:
         """``kafka-storage format`` options that create the SCRAM users (KIP-900)."""
         out: list[str] = []
-        for user, password in self.users.items():
-            out += ["--add-scram", f"{self.mechanism}=[name={user},password={password}]"]
+        for mechanism in self.mechanisms:
+            if mechanism.startswith("SCRAM-"):
+                for user, password in self.users.items():
+                    out += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         return out
 
 

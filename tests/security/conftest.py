@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tls import TestPki, make_pki
+from security_helpers import PASSWORD, USER, TestPki, make_pki
 
 from hfloop.config import Settings
 from hfloop.kafka_local import LocalKafka, SecuredListeners, free_port
-
-USER, PASSWORD = "hfloop-svc", "s3cr3t-Sasl-Pw-7f2c"
 
 
 class _Secured:
@@ -33,7 +31,7 @@ class _Secured:
             secured = SecuredListeners(
                 users={USER: PASSWORD}, sasl_plaintext_port=free_port(), sasl_ssl_port=free_port(),
                 ssl_port=free_port(), keystore=pki.keystore, keystore_password=pki.keystore_password,
-                truststore=pki.ca,
+                truststore=pki.ca, mechanisms=("SCRAM-SHA-512", "PLAIN"),
             )  # fmt: skip
             broker = LocalKafka(home=cls.home / "kafka", port=free_port(), version=base.kafka_version,
                                 cache_dir=base.cache_dir, heap="512m", secured=secured)  # fmt: skip
@@ -71,12 +69,13 @@ def pki(secured_broker: LocalKafka) -> TestPki:
 def secure_settings(secured_broker: LocalKafka, pki: TestPki, tmp_path: Path) -> Callable[..., Settings]:
     """Settings for one of the broker's secured listeners, as a deployment would write them."""
 
-    def make(protocol: str = "SASL_SSL", password: str = PASSWORD, **overrides: Any) -> Settings:
+    def make(protocol: str = "SASL_SSL", password: str = PASSWORD, mechanism: str = "SCRAM-SHA-512",
+             **overrides: Any) -> Settings:  # fmt: skip
         conf: dict[str, Any] = {"kafka_bootstrap": secured_broker.bootstrap_of(protocol),
                                 "kafka_security_protocol": protocol, "data_dir": tmp_path / "data"}  # fmt: skip
         if protocol.startswith("SASL_"):
             conf.update(
-                kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username=USER, kafka_sasl_password=password
+                kafka_sasl_mechanism=mechanism, kafka_sasl_username=USER, kafka_sasl_password=password
             )
         if protocol.endswith("SSL"):
             conf["kafka_ssl_cafile"] = pki.ca

@@ -332,9 +332,28 @@ class StreamApp:
                 heapq.heappush(heaps.setdefault(partition, []), (due_of(st, self.ctx), key))
 
 
+class _RedactSaslBytes(logging.Filter):
+    """aiokafka logs every request it sends at DEBUG, SaslAuthenticateRequest included; with
+    SASL/PLAIN those bytes are the password in clear. The filter masks that one argument."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                "SaslAuthenticateRequest(<redacted>)"
+                if type(a).__name__.startswith("SaslAuthenticate")
+                else a
+                for a in record.args
+            )
+        return True
+
+
+_SASL_REDACT = _RedactSaslBytes()
+
+
 def _credentials(s: Settings) -> Any:
     if s.kafka_security_protocol == "PLAINTEXT":
         return None
+    logging.getLogger("aiokafka.conn").addFilter(_SASL_REDACT)  # idempotent: one filter object
     import ssl
 
     context = None

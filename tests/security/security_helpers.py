@@ -1,4 +1,5 @@
-"""A throwaway certificate authority for the secured test broker, made with the openssl CLI.
+"""The secured test broker's credentials: a SCRAM/PLAIN user, and a throwaway certificate
+authority made with the openssl CLI.
 
 One CA signs the broker's certificate (SAN IP 127.0.0.1, so hostname checks stay on in every
 client) and one client certificate (mutual TLS). The broker gets a PKCS12 keystore; clients
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DAYS = "2"
+USER, PASSWORD = "hfloop-svc", "s3cr3t-Sasl-Pw-7f2c"
 
 
 @dataclass(frozen=True)
