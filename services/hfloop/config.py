@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
     kafka_client_log_level: int = Field(
-        6, description="librdkafka log level (syslog numbering: 3 errors, 6 info, 7 debug); failures still raise."
+        6,
+        description="librdkafka log level (syslog numbering: 3 errors, 6 info, 7 debug); failures still raise.",
     )
     kafka_partitions: int = Field(3, description="Partitions of the event topics created by `topics create`.")
     kafka_replication: int = Field(1, description="Replication factor of created topics.")
@@ -101,16 +102,24 @@ class Settings(BaseSettings):
     )
     state_ttl_s: float = Field(86_400.0, description="Join state expires after this long.")
     stream_app_id: str = Field(
-        "hfloop-stream", description="Faust app id of the stream processors: consumer group and internal-topic prefix."
+        "hfloop-stream",
+        description="Faust app id of the stream processors: consumer group and internal-topic prefix.",
     )
-    stream_tick_s: float = Field(1.0, description="How often label windows, orphan grace and state TTL are checked.")
+    stream_tick_s: float = Field(
+        1.0, description="How often label windows, orphan grace and state TTL are checked."
+    )
     stream_hole_timeout_s: float = Field(
-        10.0, description="A partition whose next record stays unprocessed this long while later ones are done "
+        10.0,
+        description="A partition whose next record stays unprocessed this long while later ones are done "
         "is re-read from that record (stream/offsets.py).",
     )
     stream_batch_max: int = Field(2000, description="Most input records the join agent processes per batch.")
-    stream_batch_within_s: float = Field(0.05, description="Longest wait to fill a batch before processing it.")
-    stream_commit_interval_s: float = Field(1.0, description="How often the stream worker commits acknowledged offsets.")
+    stream_batch_within_s: float = Field(
+        0.05, description="Longest wait to fill a batch before processing it."
+    )
+    stream_commit_interval_s: float = Field(
+        1.0, description="How often the stream worker commits acknowledged offsets."
+    )
     stream_label_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "RATING": 1.0, "CORRECTION": 2.0, "PREFERENCE": 1.0, "DEMONSTRATION": 0.5,
@@ -127,7 +136,8 @@ class Settings(BaseSettings):
         description="Value in [-1, 1] of each outcome kind (EDITED and CUSTOM use the outcome's own value when set).",
     )  # fmt: skip
     stream_implicit_share: float = Field(
-        0.25, description="Share of the implicit signals in a label's score when explicit signals exist (explicit wins)."
+        0.25,
+        description="Share of the implicit signals in a label's score when explicit signals exist (explicit wins).",
     )
     stream_implicit_feedback_factor: float = Field(
         0.5, description="Weight multiplier of feedback whose source is IMPLICIT (inferred, e.g. a judge)."
@@ -146,42 +156,67 @@ class Settings(BaseSettings):
         description="Confidence of a preference pair per source (a comparison's strength overrides it); JSON object.",
     )  # fmt: skip
     stream_session_max: int = Field(64, description="Interactions kept per session for rephrase detection.")
-    stream_prompt_max: int = Field(16, description="Accepted and rejected answers kept per prompt for implicit pairs.")
+    stream_prompt_max: int = Field(
+        16, description="Accepted and rejected answers kept per prompt for implicit pairs."
+    )
 
     # --- fast loop (memory wing) -------------------------------------------------------------
-    memory_collection_prefix: str = Field("hfloop_", description="Prefix of the memory wing's Qdrant collections.")
-    memory_group_id: str = Field("hfloop-memory", description="Consumer group of the memory worker.")
-    memory_batch_max: int = Field(64, description="Most records the memory worker embeds and applies per batch.")
-    memory_trusted_annotators: str = Field(
-        "", description="Comma-separated annotator ids whose corrections are shared at once and corroborate others."
+    memory_collection_prefix: str = Field(
+        "hfloop_", description="Prefix of the memory wing's Qdrant collections."
     )
-    memory_trust_threshold: float = Field(0.8, description="An entry arriving with trust >= this is shared at once.")
+    memory_group_id: str = Field("hfloop-memory", description="Consumer group of the memory worker.")
+    memory_batch_max: int = Field(
+        64, description="Most records the memory worker embeds and applies per batch."
+    )
+    memory_trusted_annotators: str = Field(
+        "",
+        description="Comma-separated annotator ids whose corrections are shared at once and corroborate others.",
+    )
+    memory_trust_threshold: float = Field(
+        0.8, description="An entry arriving with trust >= this is shared at once."
+    )
     memory_corroborating_users: int = Field(
         3, description="Distinct annotators with similar corrections that make a private entry shared."
     )
-    memory_situation_similarity: float = Field(0.8, description="Cosine above which two situations are 'similar'.")
-    memory_answer_similarity: float = Field(0.75, description="Cosine above which two corrected answers agree.")
-    memory_rate_per_min: float = Field(30.0, description="Corrections one annotator may add per minute (0: no limit).")
+    memory_situation_similarity: float = Field(
+        0.8, description="Cosine above which two situations are 'similar'."
+    )
+    memory_answer_similarity: float = Field(
+        0.75, description="Cosine above which two corrected answers agree."
+    )
+    memory_rate_per_min: float = Field(
+        30.0, description="Corrections one annotator may add per minute (0: no limit)."
+    )
     memory_rate_burst: float = Field(20.0, description="Burst of the per-annotator correction rate limit.")
     memory_max_k: int = Field(50, description="Largest k a memory search may ask for.")
     embed_threads: int = Field(
         1, description="ONNX Runtime threads per embedding call (parallelism comes from concurrent calls)."
     )
-    routing_upper: float = Field(0.5, description="Bad-rate posterior mean at which a route flips to the fallback.")
-    routing_lower: float = Field(0.3, description="Bad-rate posterior mean at which a route flips back (hysteresis).")
-    routing_min_evidence: float = Field(8.0, description="Decayed labels needed before a route may flip away.")
+    routing_upper: float = Field(
+        0.5, description="Bad-rate posterior mean at which a route flips to the fallback."
+    )
+    routing_lower: float = Field(
+        0.3, description="Bad-rate posterior mean at which a route flips back (hysteresis)."
+    )
+    routing_min_evidence: float = Field(
+        8.0, description="Decayed labels needed before a route may flip away."
+    )
     routing_half_life_s: float = Field(86_400.0, description="Half-life of routing evidence.")
     routing_prior_bad: float = Field(1.0, description="Beta prior pseudo-count of bad labels (routing).")
     routing_prior_good: float = Field(4.0, description="Beta prior pseudo-count of good labels (routing).")
     routing_fallback_action: Literal["FALLBACK_MODEL", "HUMAN"] = Field(
         "FALLBACK_MODEL", description="Where a flipped route goes."
     )
-    routing_fallback_target: str = Field("fallback", description="Fallback model id or human queue of flipped routes.")
+    routing_fallback_target: str = Field(
+        "fallback", description="Fallback model id or human queue of flipped routes."
+    )
     weights_half_life_s: float = Field(7 * 86_400.0, description="Half-life of retrieval-weight evidence.")
     weights_prior_bad: float = Field(1.0, description="Smoothing pseudo-count of bad labels per document.")
     weights_prior_good: float = Field(4.0, description="Smoothing pseudo-count of good labels per document.")
     weights_floor: float = Field(0.1, description="Smallest retrieval multiplier of a document.")
-    weights_min_change: float = Field(0.05, description="A DocWeightUpdate is published when a weight moves this much.")
+    weights_min_change: float = Field(
+        0.05, description="A DocWeightUpdate is published when a weight moves this much."
+    )
 
     @model_validator(mode="before")
     @classmethod
