@@ -1,8 +1,13 @@
 """Event backbone: SDK vs raw producer, Avro serde rates, gateway events/s per core.
 
 * SDK vs raw: the same N interactions, once through ``FeedbackClient.log_interaction`` (build the
-  record, encode, produce) and once as pre-encoded bytes through a bare confluent-kafka Producer
-  with the same settings. Both end with ``flush()`` (every record acknowledged).
+  record, encode, produce; one call per record) and once as pre-encoded bytes through a bare
+  confluent-kafka Producer with the same settings calling ``produce()`` per record (the
+  baseline). Then the batch API, ``FeedbackClient.log_interactions`` (chunks of BATCH items per
+  call), against the same baseline and against a second one: the raw Producer's
+  ``produce_batch`` with the same chunks of pre-encoded bytes. Every run ends with ``flush()``
+  (every record acknowledged); the four run back to back on the same broker, per record size
+  (prompt padded to ~2 KB and ~8 KB records) and per N.
 * Serde: fastavro single-object encode/decode of a realistic Interaction, records/s.
 * Gateway: a uvicorn process serving POST /v1/events against the broker, driven by concurrent
   batch requests from this process; events per CPU-second of the gateway process is the
@@ -11,19 +16,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import psutil
 from confluent_kafka import Producer
+from fastavro import schemaless_writer
 
 from benchmarks.common import BenchContext
+from hfloop.events import native
 from hfloop.events.kafka import create_topics
 from hfloop.events.serde import Serde
 from hfloop.events.topics import INTERACTIONS, key_of
@@ -38,9 +47,21 @@ PROMPT = [
 RESPONSE = "Orders usually arrive within 5 business days. You can track yours under Orders > Track package."
 
 
-def _interaction(i: int) -> dict[str, Any]:
+BATCH = 1000
+# Extra prompt text per size label: "base" is the realistic ~374-byte record.
+SIZES = {"base": 0, "2KB": 1650, "8KB": 7800}
+
+
+def _prompt(pad: int) -> list[dict[str, str]]:
+    if not pad:
+        return PROMPT
+    filler = ("Order history and shipping notes for context. " * (pad // 46 + 1))[:pad]
+    return [PROMPT[0], {"role": "user", "content": PROMPT[1]["content"] + " " + filler}]
+
+
+def _interaction(i: int, prompt: list[dict[str, str]] = PROMPT) -> dict[str, Any]:
     return ev.interaction(
-        tenant_id="bench", agent_id="support", prompt=PROMPT, response=RESPONSE, interaction_id=f"i-{i}",
+        tenant_id="bench", agent_id="support", prompt=prompt, response=RESPONSE, interaction_id=f"i-{i}",
         session_id=f"s-{i // 4}", user_id=f"u-{i % 500}", agent_version="1.4.2", model_id="small", route="orders",
         retrieved_doc_ids=["kb-shipping-v3", "kb-orders-v1"], latency_ms=640.0, prompt_tokens=52, completion_tokens=24,
     )  # fmt: skip
@@ -50,44 +71,80 @@ def _rate(n: int, seconds: float) -> float:
     return round(n / seconds, 1) if seconds > 0 else float("inf")
 
 
+def _timed(producer: Any, send: Callable[[], None]) -> float:
+    """Seconds from the first send until flush() saw every record acknowledged."""
+    t0 = time.perf_counter()
+    send()
+    producer.flush()
+    return time.perf_counter() - t0
+
+
+def _raw_produce(raw: Producer, encoded: list[tuple[bytes, bytes]]) -> None:
+    for key, value in encoded:
+        while True:
+            try:
+                raw.produce(INTERACTIONS, value, key)
+                break
+            except BufferError:
+                raw.poll(0.01)
+        raw.poll(0)
+
+
+def _raw_batches(raw: Producer, encoded: list[tuple[bytes, bytes]]) -> None:
+    for i in range(0, len(encoded), BATCH):
+        msgs: list[Any] = [{"key": k, "value": v} for k, v in encoded[i : i + BATCH]]
+        while msgs:
+            raw.produce_batch(INTERACTIONS, msgs)
+            msgs = [m for m in msgs if "_error" in m]  # queue full: retry after serving reports
+            for m in msgs:
+                del m["_error"]
+            raw.poll(0.01 if msgs else 0)
+
+
+def _run_size(settings: Any, serde: Serde, size: int, pad: int) -> dict[str, Any]:
+    prompt = _prompt(pad)
+    records = [_interaction(i, prompt) for i in range(size)]
+    encoded = [(key_of(INTERACTIONS, r), serde.encode("Interaction", r)) for r in records]
+    # What a caller passes: everything but what the SDK generates (event_id) or takes positionally.
+    fields = [{k: v for k, v in r.items() if k not in ("tenant_id", "agent_id", "messages", "response", "event_id")}
+              for r in records]  # fmt: skip
+    items = [{"agent_id": "support", "prompt": prompt, "response": RESPONSE, **f} for f in fields]
+
+    raw = Producer(settings.producer_config())
+    raw.produce(INTERACTIONS, encoded[0][1], encoded[0][0])  # warm-up: connection + idempotent PID
+    raw.flush(30)
+    fb = FeedbackClient("bench", settings=settings, serde=serde)
+    fb.log_interaction("support", PROMPT, RESPONSE, wait=True)  # warm-up, as above
+
+    def per_call() -> None:
+        for f in fields:
+            fb.log_interaction("support", prompt, RESPONSE, **f)
+
+    def batched() -> None:
+        for i in range(0, size, BATCH):
+            fb.log_interactions(items[i : i + BATCH])
+
+    raw_s = _timed(raw, lambda: _raw_produce(raw, encoded))
+    sdk_s = _timed(fb, per_call)
+    raw_batch_s = _timed(raw, lambda: _raw_batches(raw, encoded))
+    sdk_batch_s = _timed(fb, batched)
+    return {
+        "record_size": pad and f"{len(encoded[0][1])} B" or f"{len(encoded[0][1])} B (base)",
+        "record_bytes": len(encoded[0][1]), "records": size,
+        "raw_producer_rec_s": _rate(size, raw_s), "sdk_rec_s": _rate(size, sdk_s),
+        "sdk_over_raw": round(raw_s / sdk_s, 3),
+        "raw_produce_batch_rec_s": _rate(size, raw_batch_s), "sdk_batch_rec_s": _rate(size, sdk_batch_s),
+        "sdk_batch_over_raw": round(raw_s / sdk_batch_s, 3),
+        "sdk_batch_over_raw_batch": round(raw_batch_s / sdk_batch_s, 3),
+    }  # fmt: skip
+
+
 def bench_sdk_vs_raw(ctx: BenchContext, n: int) -> list[dict[str, Any]]:
     settings = ctx.settings()
     create_topics(settings)
     serde = Serde()
-    rows = []
-    for size in (n // 4, n):
-        records = [_interaction(i) for i in range(size)]
-        encoded = [(key_of(INTERACTIONS, r), serde.encode("Interaction", r)) for r in records]
-
-        raw = Producer(settings.producer_config())
-        raw.produce(INTERACTIONS, encoded[0][1], encoded[0][0])  # warm-up: connection + idempotent PID
-        raw.flush(30)
-        t0 = time.perf_counter()
-        for key, value in encoded:
-            while True:
-                try:
-                    raw.produce(INTERACTIONS, value, key)
-                    break
-                except BufferError:
-                    raw.poll(0.01)
-            raw.poll(0)
-        assert raw.flush(60) == 0
-        raw_s = time.perf_counter() - t0
-
-        fb = FeedbackClient("bench", settings=settings, serde=serde)
-        fb.log_interaction("support", PROMPT, RESPONSE, wait=True)  # warm-up, as above
-        fields = [{k: v for k, v in r.items() if k not in ("tenant_id", "agent_id", "messages", "response")}
-                  for r in records]  # fmt: skip
-        t0 = time.perf_counter()
-        for f in fields:
-            fb.log_interaction("support", PROMPT, RESPONSE, **{k: v for k, v in f.items() if k != "event_id"})
-        fb.flush()
-        sdk_s = time.perf_counter() - t0
-        rows.append({
-            "records": size, "raw_producer_rec_s": _rate(size, raw_s), "sdk_rec_s": _rate(size, sdk_s),
-            "sdk_over_raw": round(raw_s / sdk_s, 3),
-        })  # fmt: skip
-    return rows
+    runs = [(n // 4, 0), (n, 0), (n // 4, SIZES["2KB"]), (n // 4, SIZES["8KB"])]
+    return [_run_size(settings, serde, size, pad) for size, pad in runs]
 
 
 def bench_serde(n: int) -> dict[str, Any]:
@@ -97,6 +154,13 @@ def bench_serde(n: int) -> dict[str, Any]:
     for _ in range(n):
         data = serde.encode("Interaction", rec)
     enc = time.perf_counter() - t0
+    # The reference the native encoder must match byte for byte (same header, same body).
+    codec, header = serde._readers["Interaction"], data[:10]
+    assert header + fastavro_bytes(codec.plain, rec) == data
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fastavro_bytes(codec.plain, rec, header)
+    enc_fastavro = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(n):
         serde.encode("Interaction", rec, strict=True)
@@ -105,8 +169,16 @@ def bench_serde(n: int) -> dict[str, Any]:
     for _ in range(n):
         serde.decode(data)
     dec = time.perf_counter() - t0
-    return {"bytes_per_record": len(data), "encode_rec_s": _rate(n, enc), "encode_strict_rec_s": _rate(n, enc_strict),
+    return {"bytes_per_record": len(data), "encoder": serde.encoder, "encode_rec_s": _rate(n, enc),
+            "fastavro_encode_rec_s": _rate(n, enc_fastavro), "encode_strict_rec_s": _rate(n, enc_strict),
             "decode_rec_s": _rate(n, dec)}  # fmt: skip
+
+
+def fastavro_bytes(schema: Any, record: dict[str, Any], header: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    buf.write(header)
+    schemaless_writer(buf, schema, record)
+    return buf.getvalue()
 
 
 def bench_gateway(ctx: BenchContext, seconds: float, batch: int) -> dict[str, Any]:
@@ -135,16 +207,17 @@ def bench_gateway(ctx: BenchContext, seconds: float, batch: int) -> dict[str, An
                 t0 = time.perf_counter()
                 sent = 0
 
-                def worker() -> int:
+                def worker(
+                    end: float, client: httpx.Client = client, payload: str = payload, size: int = size
+                ) -> int:
                     count = 0
-                    end = t0 + seconds
                     while time.perf_counter() < end:
                         client.post("/v1/events", content=payload).raise_for_status()
                         count += size
                     return count
 
                 with ThreadPoolExecutor(8) as pool:
-                    sent = sum(pool.map(lambda _: worker(), range(8)))
+                    sent = sum(pool.map(worker, [t0 + seconds] * 8))
                 wall = time.perf_counter() - t0
                 cpu = sum(gw.cpu_times()[:2]) - cpu0
             results[label] = {"events": sent, "events_s_wall": _rate(sent, wall),
@@ -155,21 +228,36 @@ def bench_gateway(ctx: BenchContext, seconds: float, batch: int) -> dict[str, An
         proc.wait(10)
 
 
+def _sdk_rows(sdk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in sdk:
+        what = f"{r['records']} interactions, {r['record_size']}"
+        rows += [
+            {"measure": f"SDK log_interaction (one call per record) vs raw produce(), {what}",
+             "hfloop": f"{r['sdk_rec_s']:,.0f} rec/s", "baseline": f"{r['raw_producer_rec_s']:,.0f} rec/s (raw produce() per record, pre-encoded)",
+             "ratio": r["sdk_over_raw"]},
+            {"measure": f"SDK log_interactions (batches of {BATCH}) vs raw produce(), {what}",
+             "hfloop": f"{r['sdk_batch_rec_s']:,.0f} rec/s", "baseline": f"{r['raw_producer_rec_s']:,.0f} rec/s (raw produce() per record, pre-encoded)",
+             "ratio": r["sdk_batch_over_raw"]},
+            {"measure": f"SDK log_interactions (batches of {BATCH}) vs raw produce_batch, {what}",
+             "hfloop": f"{r['sdk_batch_rec_s']:,.0f} rec/s", "baseline": f"{r['raw_produce_batch_rec_s']:,.0f} rec/s (raw produce_batch, pre-encoded)",
+             "ratio": r["sdk_batch_over_raw_batch"]},
+        ]  # fmt: skip
+    return rows
+
+
 def run(ctx: BenchContext) -> dict[str, Any]:
     n = 20_000 if ctx.quick else 100_000
     sdk = bench_sdk_vs_raw(ctx, n)
     serde = bench_serde(5_000 if ctx.quick else 50_000)
     gw = bench_gateway(ctx, 5 if ctx.quick else 15, 100)
-    big = sdk[-1]
-    table = [*sdk, {"records": "serde", **serde}]
-    table = [
-        {"measure": f"SDK vs raw producer, {r['records']} interactions",
-         "hfloop": f"{r['sdk_rec_s']:,.0f} rec/s", "baseline": f"{r['raw_producer_rec_s']:,.0f} rec/s (raw, pre-encoded)",
-         "ratio": r["sdk_over_raw"]} for r in sdk
-    ] + [
-        {"measure": "Avro encode (Interaction, single-object)", "hfloop": f"{serde['encode_rec_s']:,.0f} rec/s",
-         "baseline": f"strict (validate first): {serde['encode_strict_rec_s']:,.0f} rec/s",
-         "ratio": round(serde["encode_strict_rec_s"] / serde["encode_rec_s"], 3)},
+    big = sdk[1]  # n records of the base size: the figure the target is judged on
+    table = _sdk_rows(sdk) + [
+        {"measure": f"Avro encode (Interaction, single-object, {native.ENCODER} encoder)", "hfloop": f"{serde['encode_rec_s']:,.0f} rec/s",
+         "baseline": f"fastavro schemaless_writer: {serde['fastavro_encode_rec_s']:,.0f} rec/s",
+         "ratio": round(serde["encode_rec_s"] / serde["fastavro_encode_rec_s"], 2)},
+        {"measure": "Avro encode, strict (validate first: the gateway)", "hfloop": f"{serde['encode_strict_rec_s']:,.0f} rec/s",
+         "baseline": "", "ratio": ""},
         {"measure": "Avro decode (Interaction)", "hfloop": f"{serde['decode_rec_s']:,.0f} rec/s", "baseline": "",
          "ratio": ""},
         {"measure": "Gateway, batches of 100", "hfloop": f"{gw['batch']['events_per_cpu_s']:,.0f} events per gateway CPU-s",
@@ -177,24 +265,36 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         {"measure": "Gateway, one event per request", "hfloop": f"{gw['single']['events_per_cpu_s']:,.0f} events per gateway CPU-s",
          "baseline": f"{gw['single']['events_s_wall']:,.0f} events/s wall", "ratio": ""},
     ]  # fmt: skip
-    target = "met" if big["sdk_over_raw"] >= 0.5 else "NOT met"
+
+    def verdict(ratio: float) -> str:
+        return "met" if ratio >= 0.5 else "NOT met"
+
+    sizes = ", ".join(
+        f"{r['record_bytes']} B: {r['sdk_over_raw']:.2f} / {r['sdk_batch_over_raw']:.2f}" for r in sdk[1:]
+    )
     return {
         "summary": (
-            f"SDK keeps {big['sdk_over_raw']:.0%} of the raw producer's rate at {big['records']} records "
-            f"(target >= 50%: {target})."
-        ),  # fmt: skip
+            f"At {big['records']} records of {big['record_bytes']} B, against raw produce() per record: "
+            f"log_interaction (one call per record) keeps {big['sdk_over_raw']:.0%} "
+            f"(target >= 50%: {verdict(big['sdk_over_raw'])}); log_interactions (batches of {BATCH}) keeps "
+            f"{big['sdk_batch_over_raw']:.0%} (target: {verdict(big['sdk_batch_over_raw'])}), and "
+            f"{big['sdk_batch_over_raw_batch']:.0%} of raw produce_batch. Encoder: {native.ENCODER}."
+        ),
+        "encoder": native.ENCODER,
         "table": table,
         "sdk_vs_raw": sdk,
         "serde": serde,
         "gateway": gw,
         "notes": (
-            f"Cost growth: from {sdk[0]['records']} to {sdk[-1]['records']} records the SDK rate went "
-            f"{sdk[0]['sdk_rec_s']:,.0f} -> {sdk[-1]['sdk_rec_s']:,.0f} rec/s and the raw rate "
-            f"{sdk[0]['raw_producer_rec_s']:,.0f} -> {sdk[-1]['raw_producer_rec_s']:,.0f} rec/s (cost per record "
-            "is constant: linear in load). The SDK's extra cost "
-            "per record is building the dict and the Avro encode (see the serde rows), so the ratio is set by "
-            "encode rate vs librdkafka's per-message cost. Gateway: JSON parse + strict validation + encode per "
-            "event, amortised HTTP per request; batches are the way to ingest at volume, and gateways scale out "
-            "behind a load balancer (stateless)."
+            f"Ratios per call / per batch vs raw produce() by record size: {sizes}. From "
+            f"{sdk[0]['records']} to {sdk[1]['records']} records (base size) the per-call ratio went "
+            f"{sdk[0]['sdk_over_raw']:.2f} -> {sdk[1]['sdk_over_raw']:.2f} and the batch ratio "
+            f"{sdk[0]['sdk_batch_over_raw']:.2f} -> {sdk[1]['sdk_batch_over_raw']:.2f}. The SDK's extra cost per "
+            "record is Python: building the record dict (ids, timestamp, defaults, message copies; ~2 us) and "
+            "the keyword-argument call itself (~1 us for a dozen fields); the native Avro encode is ~0.4 us "
+            "and producing ~0.5 us (delivery reports reach Python only for failures). The batch API pays the "
+            "call once per batch. Both sides share 2 cores with the broker, so runs are noisy: compare the "
+            "ratios of one run. Gateway: JSON parse + strict validation + encode per event, amortised HTTP per "
+            "request; gateways scale out behind a load balancer (stateless)."
         ),
     }

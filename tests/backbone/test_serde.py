@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -73,7 +74,7 @@ def test_decode_errors_are_typed():
         b"\xc3\x01\x00\x01": "truncated",
         b"\xc3\x01" + b"\x00" * 8 + b"x": "unknown_schema",
         good[:-3]: "truncated",
-        good + b"\x00\x00": "invalid_body",
+        good + b"\x00\x00": "trailing_bytes",
         b"\x00\x00\x00\x00\x07abc": "unknown_schema",  # Confluent id without a registry
     }
     for data, reason in cases.items():
@@ -117,10 +118,8 @@ def test_non_strict_encode_still_names_the_field_on_failure():
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_only_ever_raise_decode_error(data):
-    try:
+    with contextlib.suppress(DecodeError):
         SERDE.decode(data)
-    except DecodeError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -132,7 +131,5 @@ def test_mutated_records_never_crash_the_decoder(data):
         i = data.draw(st.integers(0, len(blob) - 1))
         blob[i] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(blob)))
-    try:
+    with contextlib.suppress(DecodeError):
         SERDE.decode(bytes(blob[:cut]))
-    except DecodeError:
-        pass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -88,25 +88,45 @@ class RecordProducer:
 
     Delivery failures are never dropped: each is passed to ``on_error`` when given, and
     :meth:`flush` raises :class:`DeliveryError` for any not reported elsewhere.
+
+    ``errors_only=True`` is the high-volume mode (the SDK's): librdkafka's delivery reports
+    reach Python only for failures (``delivery.report.only.error``), which saves a Python
+    callback per acknowledged record, and delivery reports are served every
+    :data:`POLL_EVERY` sends instead of after each. An ``on_delivery`` passed to
+    :meth:`send_raw` then hears only failures too: wait for an acknowledgement with
+    :meth:`flush`.
     """
+
+    POLL_EVERY = 32
 
     def __init__(
         self,
         settings: Settings,
         serde: Serde,
         on_error: Callable[[str, KafkaError], None] | None = None,
+        *,
+        errors_only: bool = False,
         **overrides: Any,
     ) -> None:
         self.serde = serde
-        self._producer = Producer(settings.producer_config(**overrides))
+        self.errors_only = errors_only
+        if errors_only:
+            # The producer-wide report callback: produce() calls need no per-message callback.
+            overrides = {"on_delivery": self._delivered, "delivery.report.only.error": True, **overrides}
+        config = settings.producer_config(**overrides)
+        self._message_timeout_s = float(config.get("message.timeout.ms", 300_000)) / 1000
+        self._producer = Producer(config)
         self._on_error = on_error
         self._errors: list[str] = []
         self._lock = threading.Lock()
+        self._sends = 0
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             return
-        desc = f"{msg.topic()}[{msg.key()!r}]: {err.str()}"
+        self._report(f"{msg.topic()}[{msg.key()!r}]: {err.str()}", err)
+
+    def _report(self, desc: str, err: KafkaError) -> None:
         if self._on_error is not None:
             self._on_error(desc, err)
         else:
@@ -129,15 +149,88 @@ class RecordProducer:
         on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
         """Produce bytes; ``on_delivery`` replaces the default report (which feeds ``flush``)."""
+        if self.errors_only and on_delivery is None and headers is None:
+            self._send_fast(topic, key, value)
+            return
         cb = on_delivery or self._delivered
+        # The stub wants list[tuple[str, str | bytes | None]]; a list of (str, bytes) is one (list is invariant).
+        hdrs = cast(list[tuple[str, str | bytes | None]] | None, headers)
         while True:
             try:
-                self._producer.produce(topic, value, key, on_delivery=cb, headers=headers)
+                self._producer.produce(topic, value, key, on_delivery=cb, headers=hdrs)
                 break
             except BufferError:
                 # Local queue full: serve delivery reports until there is room (backpressure).
                 self._producer.poll(0.05)
         self._producer.poll(0)
+
+    def _send_fast(self, topic: str, key: bytes | None, value: bytes) -> None:
+        # The hot path of errors_only mode: positional produce (the producer-wide callback
+        # reports failures), delivery reports served in bulk.
+        try:
+            self._producer.produce(topic, value, key)
+        except BufferError:
+            while True:
+                self._producer.poll(0.05)
+                try:
+                    self._producer.produce(topic, value, key)
+                    break
+                except BufferError:
+                    continue
+        self._sends += 1
+        if not self._sends % self.POLL_EVERY:
+            self._producer.poll(0)
+
+    def send_batch(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Produce many (key, value) records to one topic with one call (librdkafka produce_batch).
+
+        Keys are partitioned as by :meth:`send_raw`. A record librdkafka refuses outright (say,
+        too large) is reported like a failed delivery (``on_error`` or the next ``flush``).
+        """
+        # Without errors_only no producer-wide callback exists: pass ours, or failures vanish.
+        cb = None if self.errors_only else self._delivered
+        pending: list[dict[str, Any]] = [{"key": k, "value": v} for k, v in records]
+        while pending:
+            queued = self._producer.produce_batch(topic, cast(Any, pending), on_delivery=cb)
+            if queued == len(pending):
+                break
+            retry = []
+            for m in pending:
+                err = m.get("_error")
+                if err is None:
+                    continue
+                if err.code() == KafkaError._QUEUE_FULL:
+                    del m["_error"]
+                    retry.append(m)
+                else:
+                    self._report(f"{topic}[{m['key']!r}]: {err.str()}", err)
+            pending = retry
+            if pending:
+                # Local queue full: serve delivery reports until there is room (backpressure).
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def send_and_wait(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Produce one record and return once Kafka acknowledged it; DeliveryError if it failed."""
+        failed: list[KafkaError] = []
+        done = threading.Event()
+
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failed.append(err)
+            done.set()
+
+        self.send_raw(topic, key, value, on_delivery=report)
+        # errors_only: success is never reported. The record is acknowledged once the queue is
+        # empty (a failure would have been reported first), or at the latest when
+        # message.timeout.ms passed without a failure (librdkafka fails a record by then).
+        deadline = time.monotonic() + self._message_timeout_s + 5
+        while not done.is_set() and (
+            not self.errors_only or (len(self._producer) > 0 and time.monotonic() < deadline)
+        ):
+            self._producer.poll(0.05)
+        if failed:
+            raise DeliveryError([f"{topic}[{key!r}]: {failed[0].str()}"])
 
     def poll(self, timeout: float = 0) -> int:
         return self._producer.poll(timeout)

@@ -10,6 +10,10 @@ schema (the newest version in ``schemas/``). Timestamps are ints (epoch millisec
 Python: the logical types stay in the .avsc files for other readers, but this serde parses a
 copy without them, which has the same canonical form and so the same fingerprint.
 
+Encoding runs the native encoder (:mod:`hfloop.events.native`, byte-identical to fastavro)
+and hands any record it declines to fastavro, which is the reference: it writes what the
+native encoder does not handle (say, a numpy int) or fails, and then validation names the field.
+
 Every decoding failure raises :class:`DecodeError` with a machine-readable ``reason``;
 processors turn it into a dead letter. Encoding failures raise :class:`EncodeError` naming
 the offending field.
@@ -26,6 +30,7 @@ from typing import Any, Protocol
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
+from hfloop.events import native
 from hfloop.events.schemas import SchemaSet, SchemaVersion, crc64_fingerprint, load_schemas
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -43,7 +48,9 @@ class DecodeError(Exception):
         self.message = message
 
 
-DECODE_REASONS = ("empty", "bad_magic", "truncated", "unknown_schema", "wrong_record", "invalid_body")
+DECODE_REASONS = (
+    "empty", "bad_magic", "truncated", "unknown_schema", "wrong_record", "invalid_body", "trailing_bytes",
+)  # fmt: skip
 
 
 class EncodeError(ValueError):
@@ -70,10 +77,12 @@ class Codec:
 
     version: SchemaVersion
     plain: Any  # parsed schema without logical types
+    native: native.NativeEncoder | None = None  # None: fastavro writes every record
 
     @classmethod
-    def of(cls, sv: SchemaVersion) -> Codec:
-        return cls(sv, parse_schema(_strip_logical(sv.raw), _write_hint=False))
+    def of(cls, sv: SchemaVersion, *, writer: bool = False) -> Codec:
+        plain = parse_schema(_strip_logical(sv.raw), _write_hint=False)
+        return cls(sv, plain, native.encoder_for(plain) if writer else None)
 
 
 class Registry(Protocol):
@@ -109,10 +118,15 @@ class Serde:
     def __init__(self, schemas: SchemaSet | None = None, registry: Registry | None = None) -> None:
         self.schemas = schemas or load_schemas()
         self.registry = registry
-        self._readers = {name: Codec.of(self.schemas.latest(name)) for name in self.schemas.names()}
+        # The newest version of each record is both what we write and what we read into.
+        self._readers = {
+            name: Codec.of(self.schemas.latest(name), writer=True) for name in self.schemas.names()
+        }
         self._by_fp = {fp: Codec.of(sv) for fp, sv in self.schemas.by_fingerprint.items()}
         self._by_id: dict[int, Codec] = {}
         self._ids: dict[str, int] = {}
+        self._headers: dict[str, bytes] = {}  # record name -> framing header (fixed per serde)
+        self.encoder = native.ENCODER  # "native" or "fastavro": which one writes the common case
 
     # --- encoding ----------------------------------------------------------------------
     def encode(self, name: str, record: dict[str, Any], *, strict: bool = False) -> bytes:
@@ -124,8 +138,14 @@ class Serde:
         codec = self._reader(name)
         if strict:
             self._validate(codec, record)
+        header = self._headers.get(name) or self._header(codec)
+        if codec.native is not None:
+            try:
+                return codec.native.encode(header, record)
+            except Exception:  # noqa: S110 - not swallowed: fastavro below writes it or names the field
+                pass
         buf = io.BytesIO()
-        buf.write(self._header(codec))
+        buf.write(header)
         try:
             schemaless_writer(buf, codec.plain, record)
         except Exception as exc:
@@ -155,8 +175,11 @@ class Serde:
 
     def _header(self, codec: Codec) -> bytes:
         if self.registry is None:
-            return SINGLE_OBJECT_MAGIC + codec.version.fingerprint
-        return CONFLUENT_MAGIC + struct.pack(">I", self._schema_id(codec))
+            header = SINGLE_OBJECT_MAGIC + codec.version.fingerprint
+        else:
+            header = CONFLUENT_MAGIC + struct.pack(">I", self._schema_id(codec))
+        self._headers[codec.version.name] = header
+        return header
 
     def _schema_id(self, codec: Codec) -> int:
         key = codec.version.full_name
@@ -191,7 +214,7 @@ class Serde:
         except Exception as exc:
             raise DecodeError("invalid_body", f"{name}: {type(exc).__name__}: {exc}"[:300]) from exc
         if buf.tell() != len(data):
-            raise DecodeError("invalid_body", f"{name}: {len(data) - buf.tell()} trailing bytes")
+            raise DecodeError("trailing_bytes", f"{name}: {len(data) - buf.tell()} bytes after the record")
         return name, record  # type: ignore[return-value]
 
     def decode_as(self, data: bytes | None, name: str) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +16,29 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _id() -> str:
-    return uuid.uuid4().hex
+class _Ids:
+    """Event ids: 32 lowercase hex digits, a random per-process half + a counter.
+
+    Unique by construction within a process (the counter; ``next`` on itertools.count is
+    atomic under the GIL) and across processes by the random half (64 bits from os.urandom,
+    redrawn in a forked child) plus a random counter start. uuid4() costs ~1.7 us, a third of
+    the SDK's whole budget per record; this costs ~0.15 us. Same shape as ``uuid4().hex``
+    (which ids used to be), but not an RFC 4122 UUID: nothing parses them as one.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(8)) >> 2)  # room before 16 digits overflow
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_id = _Ids()
 
 
 def messages_of(prompt: str | Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
