@@ -34,6 +34,7 @@ import orjson
 from hfloop.config import Settings
 from hfloop.events.serde import DecodeError, Serde, default_serde
 from hfloop.events.topics import DLQ, FEEDBACK, INTERACTIONS, LABELS, MEMORY, OUTCOMES, PREFERENCES, key_of
+from hfloop.stream import offsets
 from hfloop.stream import state as sm
 from hfloop.stream.logic import LabelPolicy, invalid_reason
 from hfloop.stream.pairs import PairPolicy
@@ -122,6 +123,7 @@ class StreamApp:
 
     def __init__(self, settings: Settings, names: TopicNames | None = None, serde: Serde | None = None,
                  partitions: int | None = None, now: Callable[[], float] = time.time) -> None:  # fmt: skip
+        offsets.install()
         self.settings = s = settings
         self.names = names or TopicNames()
         self.serde = serde or default_serde()
@@ -133,6 +135,7 @@ class StreamApp:
         self._lock = asyncio.Lock()
         self._heaps: dict[str, dict[int, list[tuple[float, bytes]]]] = {"joins": {}, "groups": {}}
         self._indexed: dict[str, Any] = {"joins": None, "groups": None}
+        self.holes = offsets.HoleWatch(s.stream_hole_timeout_s)
         (s.data_dir / "stream").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             s.stream_app_id,
@@ -161,6 +164,8 @@ class StreamApp:
                                     help="Join state per interaction_id (state.py).")  # fmt: skip
         self.groups = self.app.Table("groups", partitions=self.partitions, key_type=bytes, value_type=bytes,
                                      help="Session and prompt groups for implicit pairs (state.py).")  # fmt: skip
+        for name, table in (("joins", self.joins), ("groups", self.groups)):
+            table.on_recover(self._reindex_after_recovery(name))
         self.app.agent(self.inputs, name="join")(self._join_agent)
         self.app.agent(self.groups_topic, name="group")(self._group_agent)
         self.app.timer(s.stream_tick_s, name="tick")(self._tick)
@@ -183,6 +188,8 @@ class StreamApp:
             await commit
         except Exception as exc:
             log.exception("sending the effects of a batch failed; stopping so the inputs are processed again")
+            # faust acks the batch's events on the way out; nothing may be committed after this.
+            offsets.freeze(self.app.consumer, f"a batch failed: {exc!r}")
             await self.app.crash(exc)
             raise
 
@@ -243,6 +250,7 @@ class StreamApp:
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         if app.rebalancing or app.in_recovery or not recovered:
             return
+        await self.holes.check(app.consumer)
         async with self._lock:
             now = self.now()
             for name, table, topic in (("joins", self.joins, self.names.interactions),
@@ -265,6 +273,12 @@ class StreamApp:
                     batch.dirty[key] = (partition, st)
                 if batch.dirty:
                     await self._guarded(self._commit(batch, table, name))
+
+    def _reindex_after_recovery(self, name: str) -> Callable[[], Any]:
+        async def reindex() -> None:  # recovered keys join the timer's heaps on the next tick
+            self._indexed[name] = None
+
+        return reindex
 
     def _due(self, name: str, table: Any, topic: str, now: float) -> list[tuple[int, bytes]]:
         """Keys whose next deadline passed, from a heap per active partition (rebuilt after a rebalance)."""
