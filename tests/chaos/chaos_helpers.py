@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,55 @@ def workload(tenant: str, n_interactions: int) -> tuple[list[Event], dict[str, s
             pair_eids.append(inter["event_id"])
         pairs.add(derived_id("pair", "IMPLICIT_REPHRASE", *pair_eids))
     return events, {"labels": labels, "pairs": pairs}
+
+
+def gateway_workload(tenant: str, n_corrections: int) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """Interactions each corrected by its own annotator, as the JSON the gateway takes (sent over
+    HTTP, not the SDK). Expected: a label and a CORRECTION pair per interaction, and one memory
+    point per correction (Qdrant point ids derive from the feedback event id)."""
+    from hfloop.memory.logic import point_id
+
+    out: list[dict[str, Any]] = []
+    expected: dict[str, set[str]] = {"labels": set(), "pairs": set(), "memory": set()}
+    for k in range(n_corrections):
+        iid = f"{tenant}-c{k}"
+        t = T0 + 5_000_000 + k * 1000
+        inter = ev.interaction(tenant_id=tenant, agent_id="chaos", prompt=f"how do I reset device {k}?",
+                               response=f"unplug it {k}", interaction_id=iid, event_id=f"e-{iid}",
+                               event_time=t)  # fmt: skip
+        fb = ev.feedback(tenant_id=tenant, interaction_id=iid, kind="CORRECTION", annotator_id=f"fixer-{k}",
+                         correction=f"hold the reset button of device {k} for ten seconds", event_time=t + 50,
+                         event_id=f"c-{iid}")  # fmt: skip
+        out += [{"type": "interaction", **{k_: v for k_, v in inter.items() if k_ != "tenant_id"}},
+                {"type": "feedback", **{k_: v for k_, v in fb.items() if k_ != "tenant_id"}}]  # fmt: skip
+        expected["labels"].add(derived_id("label", tenant, iid, *sorted([inter["event_id"], fb["event_id"]])))
+        expected["pairs"].add(derived_id("pair", "CORRECTION", fb["event_id"]))
+        expected["memory"].add(point_id("memory", tenant, derived_id("memory", fb["event_id"])))
+    return out, expected
+
+
+def memory_points(folder: Path, tenant: str) -> Counter[str]:
+    """Point ids of ``tenant`` in the correction memory of an embedded Qdrant folder (closed after)."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(folder))
+    try:
+        ids: Counter[str] = Counter()
+        flt = models.Filter(
+            must=[models.FieldCondition(key="tenant_id", match=models.MatchValue(value=tenant))]
+        )
+        for coll in client.get_collections().collections:
+            if "memory_" not in coll.name:
+                continue
+            offset: Any = None
+            while True:
+                recs, offset = client.scroll(coll.name, scroll_filter=flt, limit=512, offset=offset)
+                ids.update(str(r.id) for r in recs)
+                if offset is None:
+                    break
+        return ids
+    finally:
+        client.close()
 
 
 def garbage(n: int, seed: int) -> list[tuple[str, bytes, bytes]]:
