@@ -37,10 +37,10 @@ CONTRACT = {"interactions": "hfloop.interactions", "feedback": "hfloop.feedback"
             "dlq": "hfloop.dlq"}  # fmt: skip
 PARTITIONS = 4
 TICK = os.sysconf("SC_CLK_TCK")
-FAUST_ENV = {
-    "BROKER_SESSION_TIMEOUT": "10",
-    "BROKER_HEARTBEAT_INTERVAL": "1",
-    "BROKER_REBALANCE_TIMEOUT": "20",
+STREAM_GROUP_ENV = {  # a kill -9'd or slow-starting worker's partitions move after 10 s, not 60
+    "HFLOOP_STREAM_SESSION_TIMEOUT_S": "10",
+    "HFLOOP_STREAM_HEARTBEAT_INTERVAL_S": "1",
+    "HFLOOP_STREAM_REBALANCE_TIMEOUT_S": "20",
 }
 
 
@@ -136,7 +136,7 @@ def run_workers(ctx: BenchContext, workers: int, n: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HFLOOP_")}
     env.update({"HFLOOP_KAFKA_BOOTSTRAP": s.bootstrap, "HFLOOP_STREAM_APP_ID": s.stream_app_id,
                 "HFLOOP_LABEL_WINDOW_S": "0.5", "HFLOOP_STREAM_TICK_S": "0.2",
-                "HFLOOP_STREAM_COMMIT_INTERVAL_S": "0.5", "HFLOOP_KAFKA_CLIENT_LOG_LEVEL": "3", **FAUST_ENV})  # fmt: skip
+                "HFLOOP_STREAM_COMMIT_INTERVAL_S": "0.5", "HFLOOP_KAFKA_CLIENT_LOG_LEVEL": "3", **STREAM_GROUP_ENV})  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(workers):

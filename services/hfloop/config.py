@@ -117,6 +117,15 @@ class Settings(BaseSettings):
     stream_batch_within_s: float = Field(
         0.05, description="Longest wait to fill a batch before processing it."
     )
+    stream_session_timeout_s: float = Field(
+        60.0,
+        description="Stream group session timeout: how long a dead worker's partitions wait before moving "
+        "(faust's default; lower it where workers never block their event loop that long).",
+    )
+    stream_heartbeat_interval_s: float = Field(3.0, description="Stream group heartbeat interval.")
+    stream_rebalance_timeout_s: float = Field(
+        60.0, description="How long a stream group rebalance waits for its members to rejoin."
+    )
     stream_commit_interval_s: float = Field(
         1.0, description="How often the stream worker commits acknowledged offsets."
     )

@@ -28,13 +28,12 @@ T0 = 1_700_000_000_000
 Event = tuple[str, dict[str, Any]]
 INPUT_TOPICS = ["hfloop.interactions", "hfloop.feedback", "hfloop.outcomes"]
 
-# faust reads these from the environment when the app does not set them; its defaults (60 s)
-# would stall the partitions of a kill -9'd worker for a minute. The values match the
-# analytics sink's session.timeout.ms (10 s).
-FAUST_ENV = {
-    "BROKER_SESSION_TIMEOUT": "10",
-    "BROKER_HEARTBEAT_INTERVAL": "1",
-    "BROKER_REBALANCE_TIMEOUT": "20",
+# faust's defaults (60 s) would stall the partitions of a kill -9'd worker for a minute. The
+# values match the analytics sink's session.timeout.ms (10 s).
+STREAM_GROUP_ENV = {
+    "HFLOOP_STREAM_SESSION_TIMEOUT_S": "10",
+    "HFLOOP_STREAM_HEARTBEAT_INTERVAL_S": "1",
+    "HFLOOP_STREAM_REBALANCE_TIMEOUT_S": "20",
 }
 
 
@@ -203,7 +202,7 @@ def worker_env(settings: Settings, data_dir: Path, **extra: str) -> dict[str, st
                 "HFLOOP_JOIN_GRACE_S": str(settings.join_grace_s),
                 "HFLOOP_STREAM_TICK_S": str(settings.stream_tick_s),
                 "HFLOOP_STREAM_COMMIT_INTERVAL_S": str(settings.stream_commit_interval_s),
-                "HFLOOP_KAFKA_CLIENT_LOG_LEVEL": "3", **FAUST_ENV, **extra})  # fmt: skip
+                "HFLOOP_KAFKA_CLIENT_LOG_LEVEL": "3", **STREAM_GROUP_ENV, **extra})  # fmt: skip
     return env
 
 

@@ -152,6 +152,9 @@ class StreamApp:
             producer_acks=-1,
             producer_partitioner=crc32_partitioner,
             broker_commit_interval=s.stream_commit_interval_s,
+            broker_session_timeout=s.stream_session_timeout_s,
+            broker_heartbeat_interval=s.stream_heartbeat_interval_s,
+            broker_rebalance_timeout=s.stream_rebalance_timeout_s,
             processing_guarantee="at_least_once",
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
