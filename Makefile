@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock deploy/overrides.txt 2>/dev/null | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock deploy/overrides.txt hatch_build.py services/hfloop/events/native/_avroenc.c 2>/dev/null | sha1sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast demo bench chaos lint fmt typecheck lock kafka-start kafka-stop clean
