@@ -47,7 +47,12 @@ log = logging.getLogger("hfloop.analytics.sink")
 # inserted block, a merge pass comparing String keys row by row (~1-3 us/row, a third of the
 # insert's CPU). Duplicates are collapsed by background merges, and every reader is already
 # duplicate-proof (FINAL views, or aggregates a copy cannot change), so it buys nothing.
-INSERT_SETTINGS = {"input_format_avro_allow_missing_fields": 1, "optimize_on_insert": 0}
+# throw_on_max_partitions_per_insert_block=0: tables are partitioned by month of event_time, and
+# a batch spanning more than 100 months (a backfill, skewed clocks, a producer sending 1906-1969
+# timestamps) was refused as a whole; every record decodes, so the refusal read as an outage and
+# the sink retried it forever, stalled. Now ClickHouse logs a warning and writes the rows.
+INSERT_SETTINGS = {"input_format_avro_allow_missing_fields": 1, "optimize_on_insert": 0,
+                   "throw_on_max_partitions_per_insert_block": 0}  # fmt: skip
 
 
 class StoreUnavailable(Exception):

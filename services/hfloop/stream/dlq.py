@@ -89,9 +89,11 @@ def list_(
 
     rows = _select(get_settings(), topic or DLQ, reason, origin, tenant, None)
     if as_json:
+        # Plain echo, not console.print_json: that indents each object over several lines (and
+        # styles it on a terminal), which breaks the one-object-per-line contract scripts parse.
         for d in rows[:limit]:
-            console.print_json(json.dumps({k: v for k, v in d.items() if k not in ("payload", "key")}
-                                          | {"payload_bytes": len(d["payload"])}))  # fmt: skip
+            typer.echo(json.dumps({k: v for k, v in d.items() if k not in ("payload", "key")}
+                                  | {"payload_bytes": len(d["payload"])}))  # fmt: skip
         return
     counts: dict[str, int] = {}
     for d in rows:
