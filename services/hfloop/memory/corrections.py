@@ -25,7 +25,12 @@ from hfloop.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str, dict[str, Any]], None]
-NEIGHBOURS = 32  # nearby entries looked at for corroboration
+# Corroboration looks at the nearest entries of up to NEIGHBOUR_ANNOTATORS distinct annotators,
+# at most PER_ANNOTATOR each. A flat "32 nearest" window let one person's near-identical flood
+# fill it, so honest people agreeing with each other never saw one another. PER_ANNOTATOR > 1
+# lets an annotator's agreeing entry be found behind a few of their own other answers nearby.
+NEIGHBOUR_ANNOTATORS = 32
+PER_ANNOTATOR = 4
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,8 @@ class Corrections:
     def _upsert(self, u: dict[str, Any], pid: str, sit: np.ndarray, ans: np.ndarray,
                 old: dict[str, Any] | None) -> int:  # fmt: skip
         tenant, agent = u["tenant_id"], u["agent_id"]
-        near = [h for h in self.store.neighbours(tenant, agent, sit, NEIGHBOURS, self.policy.situation_similarity)
-                if h.id != pid]  # fmt: skip
+        near = [h for h in self.store.neighbours(tenant, agent, sit, NEIGHBOUR_ANNOTATORS, PER_ANNOTATOR,
+                                                 self.policy.situation_similarity) if h.id != pid]  # fmt: skip
         peers = [
             logic.Peer(h.payload["memory_id"], h.payload["annotator_id"], h.payload.get("visibility", "PRIVATE"),
                        h.score, float(np.dot(ans, h.answer)) if h.answer is not None else 0.0)

@@ -131,8 +131,47 @@ class MemoryMirror:
             keep = scores >= threshold
             idx, scores = idx[keep], scores[keep]
             top = np.argsort(-scores, kind="stable")[:limit]
-            return [(self._ids[idx[j]], float(scores[j]), dict(self._payloads[idx[j]]),
-                     self._ans[idx[j]].copy() if with_answer else None) for j in top]  # fmt: skip
+            return self._rows(idx, scores, top, with_answer)
+
+    def query_groups(self, tenant_id: str, agent_id: str, vector: np.ndarray, groups: int, group_size: int,
+                     threshold: float) -> list[tuple[str, float, dict[str, Any], np.ndarray | None]]:  # fmt: skip
+        """Entries of any visibility of this tenant and agent with cosine >= ``threshold``, grouped
+        by annotator like Qdrant's ``query_points_groups(group_by="annotator_id")``: the best
+        ``group_size`` of each annotator, for the ``groups`` annotators whose best entry is
+        nearest; best first overall. With answer vectors (this serves corroboration)."""
+        with self.lock:
+            n = len(self._ids)
+            t, a = self._codes.get(tenant_id), self._codes.get(agent_id)
+            if n == 0 or t < 0 or a < 0:
+                return []
+            mask = self._alive[:n] & (self._cols["tenant_id"][:n] == t) & (self._cols["agent_id"][:n] == a)
+            mask &= self._cols["annotator_id"][:n] != self._codes.get("")  # Qdrant skips ungroupable points
+            idx = np.flatnonzero(mask)
+            if idx.size == 0:
+                return []
+            scores = self._sit[idx] @ _unit(np.asarray(vector, np.float32))
+            keep = scores >= threshold
+            idx, scores = idx[keep], scores[keep]
+            order = np.argsort(-scores, kind="stable")
+            who = self._cols["annotator_id"][idx[order]]
+            # Rank of each hit within its annotator's hits (0 = that annotator's best), vectorised:
+            # a flood of one author can be thousands of hits and this runs once per new correction.
+            by_who = np.argsort(who, kind="stable")
+            sorted_who = who[by_who]
+            starts = np.flatnonzero(np.r_[True, sorted_who[1:] != sorted_who[:-1]])
+            first = np.repeat(starts, np.diff(np.r_[starts, sorted_who.size]))
+            rank = np.empty_like(by_who)
+            rank[by_who] = np.arange(by_who.size) - first
+            # Annotators in the order of their best hit; keep the first ``groups`` of them.
+            _, first_seen = np.unique(who, return_index=True)
+            chosen = who[np.sort(first_seen)[:groups]]
+            top = order[(rank < group_size) & np.isin(who, chosen)]
+            return self._rows(idx, scores, top, True)
+
+    def _rows(self, idx: np.ndarray, scores: np.ndarray, top: np.ndarray,
+              with_answer: bool) -> list[tuple[str, float, dict[str, Any], np.ndarray | None]]:  # fmt: skip
+        return [(self._ids[idx[j]], float(scores[j]), dict(self._payloads[idx[j]]),
+                 self._ans[idx[j]].copy() if with_answer else None) for j in top]  # fmt: skip
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

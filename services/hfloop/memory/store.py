@@ -181,24 +181,29 @@ class MemoryStore:
         # Defence in depth: the filter already scopes to the tenant; never trust one line for it.
         return [h for h in hits if h.payload.get("tenant_id") == tenant_id]
 
-    def neighbours(
-        self, tenant_id: str, agent_id: str, vector: np.ndarray, limit: int, min_score: float
-    ) -> list[Hit]:
-        """Nearby entries of any visibility, with their answer vectors (for corroboration)."""
+    def neighbours(self, tenant_id: str, agent_id: str, vector: np.ndarray, annotators: int, per_annotator: int,
+                   min_score: float) -> list[Hit]:  # fmt: skip
+        """Nearby entries of any visibility, with their answer vectors (for corroboration), best
+        first: at most ``per_annotator`` of each annotator, from the ``annotators`` annotators whose
+        nearest entry is nearest. Grouping by author keeps one person's flood of near-identical
+        entries from filling the window and hiding the other people who agree."""
         if self.mirror is not None:
-            found = self.mirror.query(tenant_id, agent_id, vector, limit, min_score, any_visibility=True,
-                                      with_answer=True)  # fmt: skip
+            found = self.mirror.query_groups(
+                tenant_id, agent_id, vector, annotators, per_annotator, min_score
+            )
             return [Hit(pid, score, payload, ans) for pid, score, payload, ans in found]
         flt = models.Filter(must=[_match("tenant_id", tenant_id), _match("agent_id", agent_id)])
-        res = self.client.query_points(self.memory, query=vector.tolist(), using="situation", query_filter=flt,
-                                       limit=limit, score_threshold=min_score, with_payload=True,
-                                       with_vectors=["answer"])  # fmt: skip
+        res = self.client.query_points_groups(self.memory, group_by="annotator_id", query=vector.tolist(),
+                                              using="situation", query_filter=flt, limit=annotators,
+                                              group_size=per_annotator, score_threshold=min_score,
+                                              with_payload=True, with_vectors=["answer"])  # fmt: skip
         out = []
-        for p in res.points:
-            vec = p.vector.get("answer") if isinstance(p.vector, dict) else None
-            out.append(Hit(str(p.id), float(p.score), dict(p.payload or {}),
-                           np.asarray(vec, np.float32) if vec is not None else None))  # fmt: skip
-        return out
+        for g in res.groups:
+            for p in g.hits:
+                vec = p.vector.get("answer") if isinstance(p.vector, dict) else None
+                out.append(Hit(str(p.id), float(p.score), dict(p.payload or {}),
+                               np.asarray(vec, np.float32) if vec is not None else None))  # fmt: skip
+        return sorted(out, key=lambda h: -h.score)
 
     def find_entries(self, tenant_id: str, *, annotator_id: str | None = None, event_id: str | None = None,
                      corroborated_by: str | None = None) -> list[tuple[str, dict[str, Any]]]:  # fmt: skip
