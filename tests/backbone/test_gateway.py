@@ -147,6 +147,8 @@ def _malformed() -> list[tuple[str, dict, object, int, str]]:
         cases.append((f"unknown-field:{i}", A, _interaction(**{extra: 1}), 422, extra))
     cases.append(("tenant-mismatch", A, _interaction(tenant_id="tenant-b"), 422, "tenant_id"))
     cases.append(("negative-time", A, _interaction(event_time=-5), 422, "event_time"))
+    cases.append(("year-10000", A, _interaction(event_time=253_402_300_800_000), 422, "event_time"))
+    cases.append(("iso-year-0001", A, _interaction(event_time="0001-01-01T00:00:00Z"), 422, "event_time"))
     cases.append(("empty-interaction-id", A, _interaction(interaction_id="  "), 422, "interaction_id"))
     cases.append(("huge-string", A, _interaction(response="x" * 200_001), 413, "larger"))
     deep: object = "x"

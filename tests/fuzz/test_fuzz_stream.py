@@ -262,8 +262,6 @@ def test_per_record_processing_returns_a_dead_letter_or_a_state_never_raises(
                 assert rec["reason"] == "orphan" and SERDE.encode("DeadLetter", rec)
 
 
-@pytest.mark.xfail(strict=True, reason="stream logic.invalid_reason does not check event_time; the gateway "
-                   "refuses a negative timestamp (422) but the stream joins it as a signal")  # fmt: skip
 def test_negative_event_time_is_dead_lettered_as_invalid(offline_app: StreamApp) -> None:
     batch = _Batch()
     inter = ev.interaction(tenant_id="t", agent_id="a", prompt="q", response="r", interaction_id="n1")

@@ -165,6 +165,8 @@ INVALID = [
     ("Outcome", oc("CUSTOM", custom_kind="x", value=3.0), "not within [-1, 1]"),
     ("Interaction", {**INTER, "messages": []}, "messages is empty"),
     ("Interaction", {**INTER, "tenant_id": ""}, "tenant_id is empty"),
+    ("Outcome", {**oc("ACCEPTED"), "event_time": -1}, "before 1970"),
+    ("Interaction", {**INTER, "event_time": 253_402_300_800_000}, "after 9999-12-31"),
 ]
 
 

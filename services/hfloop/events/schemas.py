@@ -18,6 +18,20 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+# Event timestamps (timestamp-millis) the system accepts: 1970-01-01 .. 9999-12-31, the range
+# ClickHouse's DateTime64 and Python's datetime both hold. Outside it a record is invalid.
+EVENT_TIME_MAX_MS = 253_402_300_799_999
+
+
+def event_time_problem(value: int) -> str | None:
+    """Why a timestamp-millis value is out of the accepted range (None when it is fine)."""
+    if value < 0:
+        return f"{value} is before 1970 (negative)"
+    if value > EVENT_TIME_MAX_MS:
+        return f"{value} is after 9999-12-31"
+    return None
+
+
 _FILE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9]*)\.v(?P<version>\d+)\.avsc$")
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from hfloop.events.kafka import now_ms
+from hfloop.events.schemas import event_time_problem
 from hfloop.events.serde import EncodeError, Serde
 from hfloop.events.topics import FEEDBACK, INTERACTIONS, OUTCOMES, key_of
 
@@ -47,12 +48,17 @@ def _ts(value: Any, field: str, index: int | None) -> int:
     if isinstance(value, int):
         if value < 0:
             raise EventError(index, field, "timestamp must not be negative")
+        if problem := event_time_problem(value):
+            raise EventError(index, field, f"timestamp {problem}")
         return value
     if isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+            ms = int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
         except ValueError:
             raise EventError(index, field, f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+        if problem := event_time_problem(ms):
+            raise EventError(index, field, f"timestamp {problem}")
+        return ms
     raise EventError(index, field, "expected epoch milliseconds or an ISO-8601 string")
 
 

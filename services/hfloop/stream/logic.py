@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hfloop.config import Settings
+from hfloop.events.schemas import event_time_problem
 
 Record = dict[str, Any]
 Signal = dict[str, Any]  # {"id", "t", "kind", "explicit", "annotator", "value"}
@@ -78,6 +79,8 @@ def invalid_reason(name: str, rec: Record, key: bytes | None) -> str | None:
             return f"{name}.{f} is empty"
     if key is None or key != str(rec["interaction_id"]).encode():
         return f"{name}: Kafka key {key!r} is not the interaction_id (breaks co-partitioning)"
+    if problem := event_time_problem(int(rec.get("event_time") or 0)):
+        return f"{name}.event_time {problem}"
     if name == "Interaction":
         if not rec["messages"]:
             return "Interaction.messages is empty"
