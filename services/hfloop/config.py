@@ -281,6 +281,12 @@ class Settings(BaseSettings):
             conf["ssl.certificate.location"] = str(self.kafka_ssl_certfile)
         if self.kafka_ssl_keyfile:
             conf["ssl.key.location"] = str(self.kafka_ssl_keyfile)
+        # Imported here: config is the ground floor and must not load the events package (schemas,
+        # serde) just to be read. A fresh callback per client: each client's failures are its own.
+        from hfloop.events.errors import ClientErrors, describe
+
+        who = describe(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_sasl_username)
+        conf["error_cb"] = ClientErrors(who)
         return conf
 
     def producer_config(self, **overrides: Any) -> dict[str, Any]:

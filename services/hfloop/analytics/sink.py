@@ -17,7 +17,9 @@ commit) and the batch goes on.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from hfloop.analytics import store
 from hfloop.analytics.batch import Batch, Pending
 from hfloop.analytics.tables import TOPIC_TABLE
 from hfloop.config import Settings
+from hfloop.events.errors import ClientErrors, KafkaAuthenticationError, errors_of
 from hfloop.events.kafka import RecordProducer
 from hfloop.events.serde import Serde, default_serde
 
@@ -140,6 +143,7 @@ class AnalyticsService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
+        self._kafka_errors: ClientErrors | None = None
         self._producer: RecordProducer | None = None
         self._batch = Batch(self.serde)
         self._batch_started = time.monotonic()
@@ -171,7 +175,9 @@ class AnalyticsService:
         # A crashed sink's partitions move to a restarted one after 10 s instead of the default 45 s;
         # an outage may hold the loop in retries for minutes, hence the long poll interval.
         conf = {"max.poll.interval.ms": 600_000, "session.timeout.ms": 10_000}
-        self._consumer = Consumer(self.settings.consumer_config(self.group_id, **conf))
+        consumer_conf = self.settings.consumer_config(self.group_id, **conf)
+        self._kafka_errors = errors_of(consumer_conf)
+        self._consumer = Consumer(consumer_conf)
         self._producer = RecordProducer(self.settings, self.serde)
         self._consumer.subscribe(list(TOPIC_TABLE), on_revoke=self._on_revoke)
         self.ready.set()
@@ -230,6 +236,9 @@ class AnalyticsService:
         while not self._stop.is_set():
             want = max(1, min(10_000, max_rows - len(self._batch)))
             msgs = self._consumer.consume(num_messages=want, timeout=0.1)
+            if self._kafka_errors is not None:
+                # librdkafka retries refused credentials forever, silently for a consumer: stop.
+                self._kafka_errors.raise_if_auth_failed()
             if msgs:
                 if self.stats.first_record_at is None:
                     self.stats.first_record_at = time.time()
@@ -313,4 +322,8 @@ def run_worker(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _stop)
     log.info("analytics sink: %s -> %s (database %s)", settings.bootstrap, settings.clickhouse,
              settings.analytics_database)  # fmt: skip
-    service.run()
+    try:
+        service.run()
+    except KafkaAuthenticationError as exc:
+        log.error("analytics sink stopping: %s", exc)
+        sys.exit(os.EX_CONFIG)  # a configuration error: a supervisor shows it, restarting will not help

@@ -12,6 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hfloop.config import Settings
+from hfloop.events.errors import cluster_metadata, errors_of
 from hfloop.events.serde import Serde
 from hfloop.events.topics import DLQ, RECORD_TOPIC, TOPICS, key_of
 
@@ -39,8 +40,10 @@ def create_topics(
     topics: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """Create every contract topic that does not exist; returns {topic: 'created'|'exists'}."""
-    admin = AdminClient(settings.kafka_client_config())
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    conf = settings.kafka_client_config()
+    admin = AdminClient(conf)
+    # Refused credentials: KafkaAuthenticationError at once, not a transport error after `timeout`.
+    existing = set(cluster_metadata(admin, errors_of(conf), timeout).topics)
     wanted = [TOPICS[t] for t in (topics or TOPICS)]
     result = {t.name: "exists" for t in wanted if t.name in existing}
     new = [

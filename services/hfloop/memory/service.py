@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from hfloop.config import Settings
+from hfloop.events.errors import ClientErrors, KafkaAuthenticationError, errors_of
 from hfloop.events.kafka import RecordProducer, create_topics, dead_letter
 from hfloop.events.serde import DecodeError, Serde, default_serde
 from hfloop.events.topics import DLQ, DOC_WEIGHTS, LABELS, MEMORY, ROUTING, key_of
@@ -60,6 +61,10 @@ class MemoryService:
         self._thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self.error: BaseException | None = None
+        # Set when the loop stopped for a reason retrying cannot fix (refused Kafka credentials);
+        # `hfloop worker --role memory` exits non-zero on it, so a supervisor shows the reason.
+        self.fatal: KafkaAuthenticationError | None = None
+        self._kafka_errors: ClientErrors | None = None
         self._topics_ready = False
 
     # --- outputs -------------------------------------------------------------------------
@@ -140,7 +145,9 @@ class MemoryService:
     def start(self) -> None:
         """Create the topics if needed and start consuming in a background thread."""
         self._ensure_topics()
-        self._consumer = Consumer(self.settings.consumer_config(self.settings.memory_group_id))
+        conf = self.settings.consumer_config(self.settings.memory_group_id)
+        self._kafka_errors = errors_of(conf)
+        self._consumer = Consumer(conf)
         self._consumer.subscribe([MEMORY, LABELS])
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="memory-worker", daemon=True)
@@ -153,6 +160,12 @@ class MemoryService:
             # Block for the first record only, then take what is already fetched: a lone
             # correction is applied at once instead of waiting for a batch to fill.
             first = consumer.poll(0.1)
+            # librdkafka retries refused credentials forever, and silently for a consumer: stop.
+            auth = self._kafka_errors.auth_error() if self._kafka_errors is not None else None
+            if auth is not None:
+                log.error("memory worker stopping: %s", auth)
+                self.error = self.fatal = auth
+                return
             if first is None:
                 continue
             msgs = [first, *consumer.consume(num_messages=self.settings.memory_batch_max - 1, timeout=0)]
