@@ -267,15 +267,15 @@ def _print_summary(demo: Demo) -> None:
     for name, passed, detail in demo.checks:
         c.add_row(name, "[green]pass[/green]" if passed else "[red]FAIL[/red]", detail)
     console.print(c)
-    s = demo.settings
+    cfg = demo.settings
     console.print(f"Report: {demo.out / 'index.html'}")
     console.print(
         "Query the history yourself (start the stack again with the same data: "
-        f"HFLOOP_DATA_DIR={s.data_dir} HFLOOP_API_KEYS={KEY}:{TENANT} hfloop dev), then:\n"
-        f"  HFLOOP_API_URL=http://127.0.0.1:{s.http_port} HFLOOP_API_KEY={KEY} hfloop analytics query "
+        f"HFLOOP_DATA_DIR={cfg.data_dir} HFLOOP_API_KEYS={KEY}:{TENANT} hfloop dev), then:\n"
+        f"  HFLOOP_API_URL=http://127.0.0.1:{cfg.http_port} HFLOOP_API_KEY={KEY} hfloop analytics query "
         '"SELECT kind, count() FROM feedback GROUP BY kind"\n'
         f"  curl -H 'Authorization: Bearer {KEY}' -H 'content-type: application/json' "
-        f'127.0.0.1:{s.http_port}/v1/analytics/query -d \'{{"name": "pool_bias"}}\''
+        f'127.0.0.1:{cfg.http_port}/v1/analytics/query -d \'{{"name": "pool_bias"}}\''
     )
 
 

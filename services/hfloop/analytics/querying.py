@@ -97,7 +97,7 @@ def sibling_client(client: Any, settings: Settings, database: str) -> Any:
         c.command("SET readonly = 2")
         return c
     # HTTP is stateless: the setting rides on every request of this client.
-    return store.connect(settings, database=database, settings=READ_ONLY)
+    return store.connect(settings, database=database, client_settings=READ_ONLY)
 
 
 class QueryService:

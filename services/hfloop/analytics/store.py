@@ -18,8 +18,10 @@ _MIGRATION = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def connect(settings: Settings, database: str | None = None, **kwargs: Any) -> Any:
-    """A clickhouse-connect client for ``settings.clickhouse``.
+def connect(settings: Settings, database: str | None = None, client_settings: dict[str, Any] | None = None,
+            **kwargs: Any) -> Any:  # fmt: skip
+    """A clickhouse-connect client for ``settings.clickhouse``; ``client_settings`` are ClickHouse
+    settings sent with every query (e.g. readonly).
 
     With chDB, every client of one process on the same path shares one engine (the folder is
     locked against other processes, not against a second client here).
@@ -28,6 +30,8 @@ def connect(settings: Settings, database: str | None = None, **kwargs: Any) -> A
 
     if database is not None:
         kwargs["database"] = database
+    if client_settings:
+        kwargs["settings"] = client_settings
     return clickhouse_connect.get_client(dsn=settings.clickhouse, **kwargs)
 
 

@@ -19,6 +19,11 @@ from hfloop.httpcommon import Metrics, Tenant, create_app
 from hfloop.httpcommon import serve as serve_http
 
 
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
 class AckingProducer:
     """Produces and lets coroutines await the broker's acknowledgement."""
 
@@ -47,7 +52,7 @@ class AckingProducer:
                 pending -= 1
                 last = pending == 0
             if last:
-                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                loop.call_soon_threadsafe(_resolve, done)
 
         for topic, key, value in items:
             while True:
