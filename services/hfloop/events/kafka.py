@@ -190,9 +190,14 @@ class RecordProducer:
         Keys are partitioned as by :meth:`send_raw`. A record librdkafka refuses outright (say,
         too large) is reported like a failed delivery (``on_error`` or the next ``flush``).
         """
+        self.produce_batch(topic, [{"key": k, "value": v} for k, v in records])
+
+    def produce_batch(self, topic: str, messages: list[dict[str, Any]]) -> None:
+        """:meth:`send_batch` for messages already in produce_batch's shape (``{"key", "value"}``
+        dicts, which it marks with ``_error``); returns once librdkafka queued all of them."""
         # Without errors_only no producer-wide callback exists: pass ours, or failures vanish.
         cb = None if self.errors_only else self._delivered
-        pending: list[dict[str, Any]] = [{"key": k, "value": v} for k, v in records]
+        pending = messages
         while pending:
             queued = self._producer.produce_batch(topic, cast(Any, pending), on_delivery=cb)
             if queued == len(pending):

@@ -11,8 +11,9 @@ Producing is asynchronous and batched (idempotent, acks=all, lz4). A delivery fa
 reported to ``on_error`` when given, else raised by the next :meth:`flush` (also on exit of
 the ``with`` block). ``wait=True`` on any method blocks until Kafka acknowledged.
 
-Speed (docs/backbone.md): the record is encoded by the native Avro encoder and produced with
-delivery reports for failures only, so a call costs a few microseconds.
+Speed (docs/backbone.md): the record is built positionally, encoded by the native Avro
+encoder and produced with delivery reports for failures only, so a call costs a few
+microseconds.
 """
 
 from __future__ import annotations
@@ -92,16 +93,48 @@ class FeedbackClient(_Base):
         self._records = RecordProducer(
             self.settings, self.serde, on_error=on_error, errors_only=True, **producer_overrides
         )
+        self._encode = self.serde.encode
 
     # --- events ------------------------------------------------------------------------
-    def log_interaction(self, agent_id: str, prompt: Prompt, response: str, *, wait: bool = False,
-                        **fields: Any) -> str:  # fmt: skip
-        """Publish what the agent did; returns the interaction_id to attach feedback to."""
-        # ev.interaction directly (not self._interaction): one keyword repack less on the hot path.
-        rec = ev.interaction(
-            tenant_id=self.tenant_id, agent_id=agent_id, prompt=prompt, response=response, **fields
-        )
-        self._send("Interaction", INTERACTIONS, rec, wait)
+    def log_interaction(
+        self,
+        agent_id: str,
+        prompt: Prompt,
+        response: str,
+        *,
+        wait: bool = False,
+        interaction_id: str | None = None,
+        session_id: str | None = None,
+        user_id: str = ev.ANONYMOUS,
+        agent_version: str = ev.AGENT_VERSION,
+        model_id: str = ev.MODEL_ID,
+        route: str = ev.ROUTE,
+        retrieved_doc_ids: Sequence[str] = (),
+        memory_ids_used: Sequence[str] = (),
+        latency_ms: float = 0.0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        metadata: Mapping[str, str] | None = None,
+        trace_id: str | None = None,
+        parent_interaction_id: str | None = None,
+        event_time: int | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Publish what the agent did; returns the interaction_id to attach feedback to.
+
+        The fields are those of :func:`hfloop.sdk.events.interaction`, spelled out here: one
+        keyword binding and a positional build is the cheapest way through Python per record.
+        """
+        rec = ev.interaction_record(
+            self.tenant_id, agent_id, prompt, response, interaction_id, session_id, user_id, agent_version,
+            model_id, route, retrieved_doc_ids, memory_ids_used, latency_ms, prompt_tokens, completion_tokens,
+            metadata, trace_id, parent_interaction_id, event_time, event_id,
+        )  # fmt: skip
+        value = self._encode("Interaction", rec)
+        if wait:
+            self._records.send_and_wait(INTERACTIONS, key_of(INTERACTIONS, rec), value)
+        else:
+            self._records.send_raw(INTERACTIONS, key_of(INTERACTIONS, rec), value)
         return str(rec["interaction_id"])
 
     def log_interactions(self, interactions: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -111,14 +144,14 @@ class FeedbackClient(_Base):
         ``response`` and any field). Every item is built and encoded before anything is
         produced, so an invalid one raises and none of the batch is sent.
         """
-        tenant, encode, build = self.tenant_id, self.serde.encode, ev.interaction
-        batch: list[tuple[bytes | None, bytes]] = []
+        tenant, encode, build = self.tenant_id, self._encode, ev.interaction
+        batch: list[dict[str, Any]] = []  # produce_batch's shape
         ids: list[str] = []
         for item in interactions:
             rec = build(tenant_id=tenant, **item)
-            batch.append((key_of(INTERACTIONS, rec), encode("Interaction", rec)))
+            batch.append({"key": key_of(INTERACTIONS, rec), "value": encode("Interaction", rec)})
             ids.append(rec["interaction_id"])
-        self._records.send_batch(INTERACTIONS, batch)
+        self._records.produce_batch(INTERACTIONS, batch)
         return ids
 
     def rate(self, interaction_id: str, *, annotator_id: str, thumbs_up: bool | None = None,
@@ -168,7 +201,7 @@ class FeedbackClient(_Base):
 
     # --- delivery ----------------------------------------------------------------------
     def _send(self, record_name: str, topic: str, rec: dict[str, Any], wait: bool) -> str:
-        value = self.serde.encode(record_name, rec)
+        value = self._encode(record_name, rec)
         if wait:
             self._records.send_and_wait(topic, key_of(topic, rec), value)
         else:
