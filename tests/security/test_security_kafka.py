@@ -109,7 +109,7 @@ def test_wrong_password_fails_naming_authentication_and_does_not_hang(
     workers = {role: subprocess.Popen([sys.executable, "-m", "hfloop.cli", "worker", "--role", role],
                                       env=_worker_env(s, tmp_path / role), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT)
-               for role in ("memory", "analytics")}  # fmt: skip
+               for role in ("memory", "analytics", "stream")}  # fmt: skip
     try:
         start = time.monotonic()
         with pytest.raises(KafkaAuthenticationError) as raised:

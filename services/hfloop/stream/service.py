@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import faust
 
 from hfloop.config import Settings
+from hfloop.events.errors import KafkaAuthenticationError
 from hfloop.events.serde import Serde
 from hfloop.stream.app import Stats, StreamApp, TopicNames
 
@@ -47,7 +50,11 @@ def _prepare(settings: Settings, names: TopicNames | None) -> None:
 def run_worker(settings: Settings, names: TopicNames | None = None) -> None:
     """Run the stream processors until SIGINT/SIGTERM (blocking)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _prepare(settings, names)
+    try:
+        _prepare(settings, names)
+    except KafkaAuthenticationError as exc:
+        log.error("%s", exc)
+        sys.exit(os.EX_CONFIG)  # a configuration error: restarting will not help
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     stream = StreamApp(settings, names)
