@@ -125,8 +125,8 @@ def test_wrong_password_fails_naming_authentication_and_does_not_hang(
                 "support", "q", "a", wait=True
             )
         assert time.monotonic() - start < 10
-        # The memory worker (whose start creates its topics) and the analytics sink (which only
-        # consumes) both stop on their own, saying why, with the exit code of a configuration error.
+        # The memory and stream workers (whose start creates their topics) and the analytics sink
+        # (which only consumes) all stop on their own, saying why, with the exit code of a configuration error.
         for role, proc in workers.items():
             out, _ = proc.communicate(timeout=120)
             text = out.decode(errors="replace")
