@@ -117,7 +117,7 @@ def captured() -> tuple[FeedbackClient, list[tuple[str, bytes | None, bytes]]]:
     def produce_batch(topic: str, messages: list[dict[str, Any]]) -> None:
         sent.extend((topic, m["key"], m["value"]) for m in messages)
 
-    fb._records.send_raw = send_raw  # type: ignore[method-assign]
+    fb._send_now = send_raw  # type: ignore[method-assign]
     fb._records.produce_batch = produce_batch  # type: ignore[method-assign]
     return fb, sent
 

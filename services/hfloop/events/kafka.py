@@ -153,7 +153,7 @@ class RecordProducer:
     ) -> None:
         """Produce bytes; ``on_delivery`` replaces the default report (which feeds ``flush``)."""
         if self.errors_only and on_delivery is None and headers is None:
-            self._send_fast(topic, key, value)
+            self.send_fast(topic, key, value)
             return
         cb = on_delivery or self._delivered
         # The stub wants list[tuple[str, str | bytes | None]]; a list of (str, bytes) is one (list is invariant).
@@ -167,9 +167,12 @@ class RecordProducer:
                 self._producer.poll(0.05)
         self._producer.poll(0)
 
-    def _send_fast(self, topic: str, key: bytes | None, value: bytes) -> None:
-        # The hot path of errors_only mode: positional produce (the producer-wide callback
-        # reports failures), delivery reports served in bulk.
+    def send_fast(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """:meth:`send_raw` without headers or a per-record callback, in ``errors_only`` mode only.
+
+        The SDK's hot path: positional produce (the producer-wide callback reports failures),
+        delivery reports served every :data:`POLL_EVERY` sends."""
+        assert self.errors_only, "send_fast needs errors_only=True (no other callback reports failures)"
         try:
             self._producer.produce(topic, value, key)
         except BufferError:

@@ -93,7 +93,7 @@ class FeedbackClient(_Base):
         self._records = RecordProducer(
             self.settings, self.serde, on_error=on_error, errors_only=True, **producer_overrides
         )
-        self._encode = self.serde.encode
+        self._encode, self._send_now = self.serde.encode, self._records.send_fast  # bound once: the hot path
 
     # --- events ------------------------------------------------------------------------
     def log_interaction(
@@ -134,7 +134,7 @@ class FeedbackClient(_Base):
         if wait:
             self._records.send_and_wait(INTERACTIONS, key_of(INTERACTIONS, rec), value)
         else:
-            self._records.send_raw(INTERACTIONS, key_of(INTERACTIONS, rec), value)
+            self._send_now(INTERACTIONS, key_of(INTERACTIONS, rec), value)
         return str(rec["interaction_id"])
 
     def log_interactions(self, interactions: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -205,7 +205,7 @@ class FeedbackClient(_Base):
         if wait:
             self._records.send_and_wait(topic, key_of(topic, rec), value)
         else:
-            self._records.send_raw(topic, key_of(topic, rec), value)
+            self._send_now(topic, key_of(topic, rec), value)
         return str(rec["event_id"])
 
     def flush(self, timeout: float = 60.0) -> None:
