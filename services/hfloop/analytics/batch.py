@@ -13,18 +13,21 @@ culprit must be found. The Avro container is built at flush (``Pending.to_bytes`
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastavro import schemaless_writer
 
-from hfloop.analytics.avro_block import container_of_framed
+from hfloop.analytics.avro_block import container_of_framed, timestamp_problem, validator_of
 from hfloop.analytics.tables import TOPIC_TABLE
 from hfloop.events.kafka import dead_letter
 from hfloop.events.schemas import SchemaVersion
 from hfloop.events.serde import SINGLE_OBJECT_MAGIC, Codec, DecodeError, Serde
 from hfloop.events.topics import TOPICS
+
+log = logging.getLogger("hfloop.analytics.sink")
 
 PROCESSOR = "analytics-sink"
 _HEADER = 10  # magic (2) + schema fingerprint (8)
@@ -47,7 +50,9 @@ class Origin:
 
     __slots__ = ("_key", "_offset", "_partition", "_topic", "_value", "original")
 
-    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+    def __init__(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
         self._topic, self._partition, self._offset, self._key = topic, partition, offset, key
         self._value = self.original = value
 
@@ -78,6 +83,7 @@ class Pending:
     table: str
     schema: SchemaVersion
     records: list[Record] = field(default_factory=list)
+    screened: bool = False  # Batch.screen ran: a retried write does not validate again
 
     @property
     def count(self) -> int:
@@ -181,6 +187,47 @@ class Batch:
         self.dead.append(dead_letter(reason=reason, error=error, payload=original_value(r), key=r.key(),
                                      origin_topic=r.topic(), origin_partition=r.partition(),
                                      origin_offset=r.offset(), processor=PROCESSOR))  # fmt: skip
+
+    def screen(self, pending: Pending) -> None:
+        """Dead-letter the records of ``pending`` that must not be stored: exactly those
+        :meth:`Serde.decode` refuses (with its reason), and those with a timestamp outside
+        1970..9999 (reason ``invalid``, naming the field). ClickHouse would store both.
+
+        The native validator checks every body in one call; only the records it refuses are
+        decoded, to get the serde's reason and message.
+        """
+        if pending.screened:
+            return
+        pending.screened = True
+        reader = self.serde.schemas.latest(pending.schema.name)
+        validator = validator_of(pending.schema, reader)
+        suspects: Sequence[int]
+        if validator is None:  # no native extension (it warned at import), or a resolution it cannot mirror
+            suspects = range(len(pending.records))
+        else:
+            suspects = validator.rejects([r.value() for r in pending.records], _HEADER)
+            if not suspects:
+                return
+        bad = set()
+        for i in suspects:
+            r = pending.records[i]
+            try:
+                _, record = self.serde.decode(r.value(), expected=pending.schema.name)
+            except DecodeError as exc:
+                self._dead_letter(r, exc.reason, str(exc))
+                bad.add(i)
+                continue
+            problem = timestamp_problem(reader, record)
+            if problem is not None:
+                self._dead_letter(r, "invalid", problem)
+                bad.add(i)
+            elif validator is not None:
+                # The serde is the reference: store it. Reaching here is a bug in the validator.
+                log.error("native validator refused a record the serde reads (%s, offset %s); storing it",
+                          r.topic(), r.offset())  # fmt: skip
+        if bad:
+            pending.records = [r for i, r in enumerate(pending.records) if i not in bad]
+            self.rows -= len(bad)
 
     def split_bad(self, pending: Pending) -> Pending:
         """Decode every record of a container ClickHouse refused; dead-letter the bad ones.

@@ -8,7 +8,9 @@ whatever was inserted but not committed is read again and merges away by ``event
 (ReplacingMergeTree; queries read through FINAL views).
 
 Undecodable records never stop the sink: they go to ``hfloop.dlq`` (flushed before the
-commit) and the batch goes on.
+commit) and the batch goes on. "Undecodable" is the serde's verdict, not ClickHouse's: every
+container is screened first (``Batch.screen``, a native validator that agrees with the serde),
+because ClickHouse would store some records the serde refuses.
 
     hfloop worker --role analytics      -> run_worker(settings), blocks until SIGINT/SIGTERM
     AnalyticsService(settings, client)  -> start()/stop() a consumer thread (``hfloop dev``)
@@ -97,8 +99,10 @@ class ClickHouseWriter:
         written: dict[str, int] = {}
         for key in list(batch.groups):
             pending = batch.groups[key]
-            self._insert_checked(batch, pending)
-            written[pending.table] = written.get(pending.table, 0) + pending.count
+            batch.screen(pending)  # takes out what the serde refuses: ClickHouse would store it
+            if pending.count:
+                self._insert_checked(batch, pending)
+                written[pending.table] = written.get(pending.table, 0) + pending.count
             # Written: a retry of the rest must not write this group again (a duplicate is
             # harmless, but wasted work while ClickHouse struggles).
             del batch.groups[key]

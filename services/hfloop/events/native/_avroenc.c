@@ -13,6 +13,11 @@
  *     the offending field. It never guesses.
  * The program is built in Python (hfloop.events.native.program) from fastavro's parsed schema:
  * a list of node tuples, children referenced by index, root at 0 (recursive schemas work).
+ *
+ * The same program also drives a skip-validator (Validator, at the end of this file) for the
+ * analytics sink, which hands Avro bodies to ClickHouse undecoded: it walks one body without
+ * building any object and accepts exactly what fastavro's schemaless_reader accepts, plus
+ * optional value ranges on int/long nodes (timestamps). The encoder ignores those ranges.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -53,6 +58,9 @@ struct Node {
     /* union dispatch decided once: branch for None, bool, list, dict (-1: none or ambiguous) */
     Py_ssize_t u_none, u_bool, u_list, u_dict;
     int u_has_array; /* bytes are a Sequence to fastavro: with an array branch, do not guess */
+    Py_ssize_t nsymbols;   /* enum: symbol count (the validator checks indexes against it) */
+    int has_range;         /* int/long: the validator refuses values outside [lo, hi] */
+    long long lo, hi;
 };
 
 typedef struct {
@@ -437,6 +445,7 @@ static int build_node(Encoder *self, Node *n, PyObject *t) {
         }
         Py_INCREF(arg);
         n->symbols = arg;
+        n->nsymbols = PyDict_GET_SIZE(arg);
         return 0;
     case K_ARRAY:
     case K_MAP:
@@ -487,6 +496,18 @@ static int build_node(Encoder *self, Node *n, PyObject *t) {
             if (child_index(self, PyTuple_GET_ITEM(arg, i), &n->branches[i]) < 0) return -1;
         return 0;
     }
+    case K_INT:
+    case K_LONG:
+        /* (kind) or (kind, lo, hi): bounds only the validator checks (accepted timestamps) */
+        if (argc == 2) {
+            n->lo = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 1));
+            if (n->lo == -1 && PyErr_Occurred()) return -1;
+            n->hi = PyLong_AsLongLong(PyTuple_GET_ITEM(t, 2));
+            if (n->hi == -1 && PyErr_Occurred()) return -1;
+            n->has_range = 1;
+            return 0;
+        }
+        /* fall through */
     default:
         if (argc != 0) {
             PyErr_Format(PyExc_ValueError, "node %s takes no argument", kind);
@@ -602,18 +623,278 @@ static PyTypeObject EncoderType = {
     .tp_methods = Encoder_methods,
 };
 
+/* --- the skip-validator ----------------------------------------------------------------- */
+
+/* Why: the analytics sink gives ClickHouse the Avro bodies as they came from Kafka, and
+   ClickHouse's reader ignores bytes after a record and does not check UTF-8, so without this
+   it would store records the serde refuses. Each rule below mirrors fastavro 1.13's Cython
+   reader (what Serde.decode runs), quirks included, so that a body is accepted exactly when
+   Serde.decode would decode it (tests/analytics/test_analytics_validate.py checks this):
+   - a varint has no length limit; bits past the 64th wrap around as an x86 shift does;
+   - int is read as long (no 32-bit range check); a boolean is any one byte;
+   - enum and union indexes are Python list indexes: -count <= i < count;
+   - an array/map block with a negative count carries a byte size that is read and ignored;
+   - string and bytes lengths must be >= 0 and within the body; strings are strict UTF-8.
+   On top of that, int/long nodes compiled with a range refuse values outside it. */
+
+#define V_BAD (-1)   /* the serde would refuse this body too */
+#define V_RANGE (-2) /* a value outside its node's range (a timestamp outside 1970..9999) */
+#define V_MAX_DEPTH 256 /* deeper nesting (recursive schemas): refuse; the caller asks the serde */
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+} Reader;
+
+static int read_varint(Reader *r, long long *out) {
+    if (r->p >= r->end) return V_BAD;
+    uint64_t b = *r->p++;
+    uint64_t n = b & 0x7F;
+    unsigned shift = 7;
+    while (b & 0x80) {
+        if (r->p >= r->end) return V_BAD;
+        b = *r->p++;
+        n |= (b & 0x7F) << (shift & 63);
+        shift += 7;
+    }
+    *out = (long long)((n >> 1) ^ (0 - (n & 1)));
+    return 0;
+}
+
+/* Strict UTF-8 as Python's decoder takes it: no overlong forms, no surrogates, <= U+10FFFF. */
+static int utf8_ok(const unsigned char *s, const unsigned char *end) {
+    while (s < end) {
+        if (end - s >= 8) { /* ASCII runs, eight bytes at a time: most text in these records */
+            uint64_t w;
+            memcpy(&w, s, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                s += 8;
+                continue;
+            }
+        }
+        unsigned c = *s;
+        if (c < 0x80) {
+            s++;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            if (end - s < 2 || (s[1] & 0xC0) != 0x80) return 0;
+            s += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (end - s < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+            if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F)) return 0;
+            s += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (end - s < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+                return 0;
+            if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)) return 0;
+            s += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int skip_raw(Reader *r, long long k) {
+    if (k < 0 || k > r->end - r->p) return V_BAD;
+    r->p += k;
+    return 0;
+}
+
+static int skip_string(Reader *r, int utf8) {
+    long long k;
+    if (read_varint(r, &k) < 0) return V_BAD;
+    if (k < 0 || k > r->end - r->p) return V_BAD;
+    if (utf8 && !utf8_ok(r->p, r->p + k)) return V_BAD;
+    r->p += k;
+    return 0;
+}
+
+static int check(Node *n, Reader *r);
+
+static int check_blocks(Node *n, Reader *r) {
+    Node *item = n->child;
+    /* a zero-byte item (null) consumes nothing: a count of 2^62 of them must not spin here */
+    int empty_item = item->kind == K_NULL || (item->kind == K_FIXED && item->size == 0);
+    for (;;) {
+        long long count, size;
+        if (read_varint(r, &count) < 0) return V_BAD;
+        if (count == 0) return 0;
+        if (count < 0) {
+            count = (long long)(0 - (uint64_t)count); /* LLONG_MIN stays negative: no items, as in Cython */
+            if (read_varint(r, &size) < 0) return V_BAD;
+        }
+        if (empty_item && n->kind == K_ARRAY) continue;
+        for (long long i = 0; i < count; i++) {
+            int rc;
+            if (n->kind == K_MAP && (rc = skip_string(r, 1)) < 0) return rc;
+            if ((rc = check(item, r)) < 0) return rc;
+        }
+    }
+}
+
+static int check(Node *n, Reader *r) {
+    long long v;
+    int rc = 0;
+    switch (n->kind) {
+    case K_NULL:
+        return 0;
+    case K_BOOLEAN:
+        return skip_raw(r, 1);
+    case K_INT:
+    case K_LONG:
+        if (read_varint(r, &v) < 0) return V_BAD;
+        return (n->has_range && (v < n->lo || v > n->hi)) ? V_RANGE : 0;
+    case K_FLOAT:
+        return skip_raw(r, 4);
+    case K_DOUBLE:
+        return skip_raw(r, 8);
+    case K_BYTES:
+        return skip_string(r, 0);
+    case K_STRING:
+        return skip_string(r, 1);
+    case K_FIXED:
+        return skip_raw(r, n->size);
+    case K_ENUM:
+        if (read_varint(r, &v) < 0) return V_BAD;
+        return (v < -n->nsymbols || v >= n->nsymbols) ? V_BAD : 0;
+    case K_ARRAY:
+    case K_MAP:
+    case K_RECORD:
+    case K_UNION:
+        if (++r->depth > V_MAX_DEPTH) return V_BAD;
+        if (n->kind == K_RECORD) {
+            for (Py_ssize_t i = 0; i < n->n && rc == 0; i++) rc = check(n->fields[i].type, r);
+        } else if (n->kind == K_UNION) {
+            if (read_varint(r, &v) < 0) return V_BAD;
+            if (v < -n->n || v >= n->n) return V_BAD;
+            rc = check(n->branches[v < 0 ? v + n->n : v], r);
+        } else {
+            rc = check_blocks(n, r);
+        }
+        r->depth--;
+        return rc;
+    }
+    return V_BAD;
+}
+
+/* Where the record starting at data[start] ends, or V_BAD / V_RANGE. */
+static Py_ssize_t body_end(Encoder *self, const char *data, Py_ssize_t len, Py_ssize_t start) {
+    if (start < 0 || start > len) return V_BAD;
+    Reader r = {(const unsigned char *)data + start, (const unsigned char *)data + len, 0};
+    int rc = check(&self->nodes[0], &r);
+    return rc < 0 ? rc : (Py_ssize_t)((const char *)r.p - data);
+}
+
+/* body_end for any bytes-like object; -3 (with an exception) when it is not one. */
+static Py_ssize_t body_end_of(Encoder *self, PyObject *o, Py_ssize_t start) {
+    if (PyBytes_CheckExact(o)) return body_end(self, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), start);
+    Py_buffer view;
+    if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0) return -3;
+    Py_ssize_t end = body_end(self, view.buf, view.len, start);
+    PyBuffer_Release(&view);
+    return end;
+}
+
+PyDoc_STRVAR(end_doc,
+             "end(data, start=0) -> int\n\n"
+             "Offset where the Avro body starting at data[start] ends: -1 when fastavro's reader would\n"
+             "refuse it, -2 when a value lies outside its node's range. Trailing bytes are not checked.");
+
+static PyObject *Validator_end(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "end(data, start=0)");
+        return NULL;
+    }
+    Py_ssize_t start = 0;
+    if (nargs == 2 && (start = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred()) return NULL;
+    if (!self->nodes) {
+        PyErr_SetString(PyExc_RuntimeError, "Validator not initialised");
+        return NULL;
+    }
+    Py_ssize_t end = body_end_of(self, args[0], start);
+    return end == -3 ? NULL : PyLong_FromSsize_t(end);
+}
+
+PyDoc_STRVAR(rejects_doc,
+             "rejects(values: list, start: int) -> list[int]\n\n"
+             "Indexes of the values whose bytes from `start` are not exactly one valid record\n"
+             "(refused, out of range, trailing bytes, shorter than `start`, or not bytes at all).\n"
+             "One call per container: the sink's per-record cost is this loop.");
+
+static PyObject *Validator_rejects(Encoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "rejects(values: list, start: int)");
+        return NULL;
+    }
+    if (!self->nodes) {
+        PyErr_SetString(PyExc_RuntimeError, "Validator not initialised");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    PyObject *values = args[0], *out = PyList_New(0);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        Py_ssize_t len = 0, end;
+        if (PyBytes_CheckExact(v)) {
+            len = PyBytes_GET_SIZE(v);
+            end = body_end(self, PyBytes_AS_STRING(v), len, start);
+        } else {
+            Py_buffer view;
+            if (PyObject_GetBuffer(v, &view, PyBUF_SIMPLE) < 0) {
+                PyErr_Clear(); /* None or anything else: refused, the serde names why */
+                end = V_BAD;
+            } else {
+                len = view.len;
+                end = body_end(self, view.buf, len, start);
+                PyBuffer_Release(&view);
+            }
+        }
+        if (end != len) {
+            PyObject *idx = PyLong_FromSsize_t(i);
+            if (!idx || PyList_Append(out, idx) < 0) {
+                Py_XDECREF(idx);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(idx);
+        }
+    }
+    return out;
+}
+
+static PyMethodDef Validator_methods[] = {
+    {"end", (PyCFunction)(void (*)(void))Validator_end, METH_FASTCALL, end_doc},
+    {"rejects", (PyCFunction)(void (*)(void))Validator_rejects, METH_FASTCALL, rejects_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ValidatorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hfloop.events.native._avroenc.Validator",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR("Validator(program): accepts an Avro body exactly when fastavro's reader does."),
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Encoder_init,
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_methods = Validator_methods,
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_avroenc", "Avro binary encoder (see services/hfloop/events/native).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_avroenc", "Avro binary encoder and skip-validator (see services/hfloop/events/native).", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__avroenc(void) {
-    if (PyType_Ready(&EncoderType) < 0) return NULL;
+    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&ValidatorType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Unsupported = PyErr_NewException("hfloop.events.native._avroenc.Unsupported", PyExc_ValueError, NULL);
     TYPE_KEY = PyUnicode_InternFromString("-type");
     if (!Unsupported || !TYPE_KEY || PyModule_AddObjectRef(m, "Unsupported", Unsupported) < 0 ||
         PyModule_AddObjectRef(m, "Encoder", (PyObject *)&EncoderType) < 0 ||
+        PyModule_AddObjectRef(m, "Validator", (PyObject *)&ValidatorType) < 0 ||
         PyModule_AddStringConstant(m, "SOURCE_HASH", HFLOOP_SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -25,8 +25,13 @@ class NotCompilable(ValueError):
     """The schema uses something the native encoder does not reproduce byte for byte."""
 
 
-def compile_schema(parsed: Any) -> list[Node]:
-    """Node list for ``parsed`` (the output of ``fastavro.parse_schema``)."""
+def compile_schema(parsed: Any, ranges: dict[str, tuple[int, int]] | None = None) -> list[Node]:
+    """Node list for ``parsed`` (the output of ``fastavro.parse_schema``).
+
+    ``ranges`` (logical type -> (lo, hi)) bounds the int/long nodes of that logical type: only
+    the validator reads the bounds (the analytics sink refuses timestamps outside 1970..9999);
+    the encoder ignores them.
+    """
     named: dict[str, Any] = {}
     if isinstance(parsed, dict):
         named = dict(parsed.get("__named_schemas") or {})
@@ -64,6 +69,8 @@ def compile_schema(parsed: Any) -> list[Node]:
                                                                                 "array", "map")):  # fmt: skip
             return walk(kind)  # {"type": {...}}, {"type": [...]} or a named reference
         if kind in PRIMITIVES:
+            if ranges and logical in ranges:
+                return add((kind, *ranges[logical]))
             return add((kind,))
         if kind == "array":
             at = reserve()
