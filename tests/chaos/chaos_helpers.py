@@ -23,6 +23,9 @@ from hfloop.events.serde import Serde
 from hfloop.sdk import events as ev
 from hfloop.stream.logic import derived_id
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
+from stream_helpers import read_topic  # noqa: E402,F401  (re-exported: the chaos test reads topics with it)
+
 SERDE = Serde()
 T0 = 1_700_000_000_000
 Event = tuple[str, dict[str, Any]]
@@ -223,29 +226,6 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[str, in
                 if high - done > 0:
                     lag[f"{t}[{p}]"] = high - done
         return lag
-    finally:
-        c.close()
-
-
-def read_topic(settings: Settings, topic: str, record: str) -> list[dict[str, Any]]:
-    """Every record now in ``topic``, decoded, with its partition/offset under ``_at``."""
-    c = Consumer(settings.consumer_config(f"read-{uuid.uuid4().hex[:8]}"))
-    try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions}
-        todo = {p for p, e in ends.items() if e > 0}
-        c.assign([TopicPartition(topic, p, 0) for p in todo])
-        out = []
-        deadline = time.monotonic() + 60
-        while todo and time.monotonic() < deadline:
-            for m in c.consume(10_000, timeout=0.5):
-                if m.error():
-                    continue
-                out.append(SERDE.decode_as(m.value(), record))
-                if m.offset() + 1 >= ends[m.partition()]:
-                    todo.discard(m.partition())
-        assert not todo, f"could not read {topic} to its end"
-        return out
     finally:
         c.close()
 

@@ -77,6 +77,7 @@ def read_topic(settings: Settings, topic: str, record: str | None = None) -> lis
                 out.append(SERDE.decode_as(m.value(), record) if record else {"value": m.value()})
                 if m.offset() + 1 >= ends[m.partition()]:
                     todo.discard(m.partition())
+        assert not todo, f"could not read {topic} to its end"
         return out
     finally:
         c.close()

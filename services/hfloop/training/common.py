@@ -263,3 +263,41 @@ def lora_config(cfg: TrainJobConfig, task_type: str = "CAUSAL_LM") -> Any:
         target_modules="all-linear",
         task_type=task_type,
     )
+
+
+def load_tokenizer(path: str) -> Any:
+    """The tokenizer of a model path, with a pad token (TRL batches need one)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def trainer_args(
+    cfg: Any, *, output_dir: str, max_steps: int, learning_rate: float, **extra: Any
+) -> dict[str, Any]:
+    """Keyword arguments every TRL config of the slow loop shares (DPO, reward, RLOO/GRPO):
+    constant LR after warmup, checkpoints every ``save_steps`` (resume), no external reporting,
+    CPU unless ``use_gpu``, and bf16 only on a GPU."""
+    return {
+        "output_dir": output_dir,
+        "max_steps": max_steps,
+        "per_device_train_batch_size": cfg.per_device_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "learning_rate": learning_rate,
+        "lr_scheduler_type": "constant_with_warmup",
+        "warmup_steps": cfg.warmup_steps,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "logging_steps": cfg.logging_steps,
+        "report_to": [],
+        "disable_tqdm": True,
+        "use_cpu": not cfg.use_gpu,
+        "bf16": cfg.bf16 and cfg.use_gpu,
+        "gradient_checkpointing": False,
+        "seed": cfg.seed,
+        "ddp_find_unused_parameters": False,
+        **extra,
+    }

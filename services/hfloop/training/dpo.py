@@ -32,36 +32,22 @@ def build_dpo_trainer(
 ) -> Any:
     """The TRL DPOTrainer of a job (shared by the Ray worker and the in-process benchmark baseline)."""
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from hfloop.training.common import lora_config
+    from hfloop.training.common import load_tokenizer, lora_config, trainer_args
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(base_model)
     args = DPOConfig(
-        output_dir=output_dir,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=cfg.warmup_steps,
-        beta=cfg.beta,
-        loss_type=[cfg.loss_type],
-        max_length=cfg.max_length,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        logging_steps=cfg.logging_steps,
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=not cfg.use_gpu,
-        bf16=cfg.bf16 and cfg.use_gpu,
-        gradient_checkpointing=False,
-        seed=cfg.seed,
-        ddp_find_unused_parameters=False,
-        dataloader_num_workers=0,
+        **trainer_args(
+            cfg,
+            output_dir=output_dir,
+            max_steps=cfg.max_steps,
+            learning_rate=cfg.learning_rate,
+            beta=cfg.beta,
+            loss_type=[cfg.loss_type],
+            max_length=cfg.max_length,
+            dataloader_num_workers=0,
+        )
     )
     # The policy is passed as a path: TRL rebuilds the frozen reference model from it.
     return DPOTrainer(

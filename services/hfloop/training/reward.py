@@ -30,35 +30,27 @@ def train_reward_phase(loop_config: dict[str, Any], ctx: WorkerContext, resume: 
     """Train and save the reward model (at ``loop_config['reward_dir']``); returns its train metrics."""
     from datasets import Dataset
     from ray.train.huggingface.transformers import prepare_trainer
-    from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    from hfloop.training.common import finish_worker, lora_config, report_callback
+    from hfloop.training.common import (
+        finish_worker,
+        load_tokenizer,
+        lora_config,
+        report_callback,
+        trainer_args,
+    )
 
     cfg = RewardJobConfig.from_dict(loop_config["job"])
-    tokenizer = AutoTokenizer.from_pretrained(loop_config["base_model"])
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(loop_config["base_model"])
     args = RewardConfig(
-        output_dir=f"{ctx.output_dir}/reward",
-        max_steps=cfg.reward_steps,
-        per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.reward_learning_rate,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=cfg.warmup_steps,
-        max_length=cfg.max_length,
-        center_rewards_coefficient=cfg.center_rewards_coefficient,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        logging_steps=cfg.logging_steps,
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=not cfg.use_gpu,
-        bf16=cfg.bf16 and cfg.use_gpu,
-        gradient_checkpointing=False,
-        seed=cfg.seed,
-        ddp_find_unused_parameters=False,
+        **trainer_args(
+            cfg,
+            output_dir=f"{ctx.output_dir}/reward",
+            max_steps=cfg.reward_steps,
+            learning_rate=cfg.reward_learning_rate,
+            max_length=cfg.max_length,
+            center_rewards_coefficient=cfg.center_rewards_coefficient,
+        )
     )
     trainer = RewardTrainer(
         model=loop_config["base_model"],

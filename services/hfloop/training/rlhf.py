@@ -33,39 +33,28 @@ class RLHFJobConfig(RewardJobConfig):
 def _policy_phase(loop_config: dict[str, Any], ctx: Any, resume: bool) -> dict[str, Any]:
     from datasets import Dataset
     from ray.train.huggingface.transformers import prepare_trainer
-    from transformers import AutoTokenizer
 
-    from hfloop.training.common import finish_worker, lora_config, report_callback
+    from hfloop.training.common import (
+        finish_worker,
+        load_tokenizer,
+        lora_config,
+        report_callback,
+        trainer_args,
+    )
 
     cfg = RLHFJobConfig.from_dict(loop_config["job"])
-    tokenizer = AutoTokenizer.from_pretrained(loop_config["base_model"])
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    reward_tokenizer = AutoTokenizer.from_pretrained(loop_config["reward_dir"])
-    if reward_tokenizer.pad_token is None:
-        reward_tokenizer.pad_token = reward_tokenizer.eos_token
-    common: dict[str, Any] = dict(
+    tokenizer = load_tokenizer(loop_config["base_model"])
+    reward_tokenizer = load_tokenizer(loop_config["reward_dir"])
+    common = trainer_args(
+        cfg,
         output_dir=f"{ctx.output_dir}/policy",
         max_steps=cfg.policy_steps,
-        per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.policy_learning_rate,
-        lr_scheduler_type="constant_with_warmup",
         warmup_steps=min(cfg.warmup_steps, 2),
         beta=cfg.kl_beta,
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        logging_steps=cfg.logging_steps,
-        report_to=[],
-        disable_tqdm=True,
-        use_cpu=not cfg.use_gpu,
-        bf16=cfg.bf16 and cfg.use_gpu,
-        gradient_checkpointing=False,
-        seed=cfg.seed,
-        ddp_find_unused_parameters=False,
     )
     prompts = Dataset.from_list([{"prompt": p} for p in loop_config["prompts"]])
     if cfg.algorithm == "rloo":
