@@ -69,6 +69,29 @@ class _Str:
         return "coerced"
 
 
+class _Role(str):
+    """A str subclass: str() of it is what the record held before, not what fastavro would write."""
+
+    def __str__(self) -> str:
+        return "user"
+
+
+class _Message(Mapping[str, Any]):
+    """A message that is a Mapping but not a dict."""
+
+    def __init__(self, **kw: Any) -> None:
+        self._d = kw
+
+    def __getitem__(self, k: str) -> Any:
+        return self._d[k]
+
+    def __iter__(self) -> Any:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
 TEXT = st.text(max_size=12)
 IDS = st.lists(TEXT, max_size=3)
 MESSAGE = st.fixed_dictionaries(
@@ -142,16 +165,43 @@ def test_per_call_and_batch_bytes_equal_the_old_builder_with_fastavro(captured, 
             assert rec[name] is not call[name]
 
 
-def test_message_parts_are_still_coerced_to_str_and_ids_generated(captured) -> None:
+def test_the_native_fast_path_is_active(captured) -> None:
+    """log_interaction encodes with the native encoder directly (else the test above proves little)."""
+    fb, _ = captured
+    assert fb._native is not None and fb._header == SERDE.encode("Interaction", _probe())[:10]
+
+
+def _probe() -> dict[str, Any]:
+    return reference_interaction(tenant_id="t", agent_id="a", prompt="q", response="r", interaction_id="i",
+                                 event_id="e", event_time=1)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        [{"role": "user", "content": _Str()}],  # the native encoder declines; str() as before
+        [{"role": _Role("x"), "content": "q"}],  # str subclass: its str(), not its value
+        [_Message(role="user", content="q", extra="dropped")],  # a Mapping, not a dict
+        ({"role": "user", "content": "q"},),  # a tuple of messages
+        [{"role": "user", "content": "q", "-type": "x"}],  # fastavro's type hint key: declined
+    ],
+)
+def test_messages_the_native_encoder_declines_are_built_as_before(captured, prompt: Any) -> None:
     fb, sent = captured
     sent.clear()
-    prompt = [{"role": "user", "content": _Str()}]
     iid = fb.log_interaction("a", prompt, "r", event_id="e1", event_time=5, metadata={"k": "v"})
     want = reference_interaction(tenant_id="tenant-a", agent_id="a", prompt=prompt, response="r",
                                  interaction_id=iid, event_id="e1", event_time=5, metadata={"k": "v"})  # fmt: skip
-    assert want["messages"] == [{"role": "user", "content": "coerced"}]
     assert sent == [(INTERACTIONS, iid.encode(), fastavro_bytes(want))]
     assert len(iid) == 32 and int(iid, 16) >= 0
+
+
+def test_a_message_without_content_raises_as_before(captured) -> None:
+    fb, sent = captured
+    sent.clear()
+    with pytest.raises(KeyError, match="content"):
+        fb.log_interaction("a", [{"role": "user"}], "r")
+    assert sent == []
 
 
 def test_unknown_field_is_refused_as_before(captured) -> None:

@@ -27,7 +27,7 @@ from confluent_kafka import KafkaError, Producer
 
 from hfloop.config import Settings, get_settings
 from hfloop.events.kafka import DeliveryError, RecordProducer
-from hfloop.events.serde import Serde, default_serde
+from hfloop.events.serde import Codec, Serde, default_serde
 from hfloop.events.topics import FEEDBACK, INTERACTIONS, OUTCOMES, key_of
 from hfloop.sdk import events as ev
 
@@ -94,6 +94,7 @@ class FeedbackClient(_Base):
             self.settings, self.serde, on_error=on_error, errors_only=True, **producer_overrides
         )
         self._encode, self._send_now = self.serde.encode, self._records.send_fast  # bound once: the hot path
+        self._native, self._header = _native_interaction_encoder(self.serde)
 
     # --- events ------------------------------------------------------------------------
     def log_interaction(
@@ -125,12 +126,24 @@ class FeedbackClient(_Base):
         The fields are those of :func:`hfloop.sdk.events.interaction`, spelled out here: one
         keyword binding and a positional build is the cheapest way through Python per record.
         """
+        native = self._native
+        # The caller's message dicts go to the native encoder as they are; it accepts only a list
+        # of dicts of exact strs, for which messages_of's copy would encode to the same bytes.
+        messages = prompt if native is not None and type(prompt) is list else ev.messages_of(prompt)
         rec = ev.interaction_record(
-            self.tenant_id, agent_id, prompt, response, interaction_id, session_id, user_id, agent_version,
+            self.tenant_id, agent_id, messages, response, interaction_id, session_id, user_id, agent_version,
             model_id, route, retrieved_doc_ids, memory_ids_used, latency_ms, prompt_tokens, completion_tokens,
             metadata, trace_id, parent_interaction_id, event_time, event_id,
         )  # fmt: skip
-        value = self._encode("Interaction", rec)
+        value = None
+        if native is not None:
+            try:
+                value = native(self._header, rec)
+            except Exception:  # noqa: S110 - declined: the serde below writes it or names the field
+                if messages is prompt:
+                    rec["messages"] = ev.messages_of(prompt)
+        if value is None:
+            value = self._encode("Interaction", rec)
         if wait:
             self._records.send_and_wait(INTERACTIONS, key_of(INTERACTIONS, rec), value)
         else:
@@ -220,6 +233,29 @@ class FeedbackClient(_Base):
 
     def __exit__(self, *exc: object) -> None:
         self.flush()
+
+
+def _native_interaction_encoder(serde: Serde) -> tuple[Callable[[bytes, Any], bytes] | None, bytes]:
+    """The native encoder of the Interaction schema ``serde`` writes, and ``serde``'s framing
+    header: ``log_interaction`` encodes with it directly, saving the serde's dispatch and the
+    copy of the caller's messages. (None, b"") when there is no native encoder, or when a chat
+    message is not exactly (role, content) (the caller's dicts could then carry more fields)."""
+    version = serde.schemas.latest("Interaction")
+    messages = next(f["type"] for f in version.raw["fields"] if f["name"] == "messages")
+    if [f["name"] for f in messages["items"]["fields"]] != ["role", "content"]:
+        return None, b""
+    native = Codec.of(version, writer=True).native
+    if native is None:
+        return None, b""
+    probe = ev.interaction(tenant_id="t", agent_id="a", prompt="q", response="r", interaction_id="i", event_id="e",
+                           event_time=1)  # fmt: skip
+    try:
+        full, body = serde.encode("Interaction", probe), native.encode(b"", probe)
+    except Exception:  # e.g. a schema registry not reachable yet: the serde's path reports it per record
+        return None, b""
+    if not full.endswith(body):
+        return None, b""
+    return native.encode, full[: len(full) - len(body)]
 
 
 class AsyncFeedbackClient(_Base):

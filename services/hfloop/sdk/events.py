@@ -76,7 +76,7 @@ def interaction(
 ) -> dict[str, Any]:
     # The record is the caller's to keep: it shares no list or dict with the arguments.
     return interaction_record(
-        tenant_id, agent_id, prompt, response, interaction_id, session_id, user_id, agent_version, model_id,
+        tenant_id, agent_id, messages_of(prompt), response, interaction_id, session_id, user_id, agent_version, model_id,
         route, list(retrieved_doc_ids), list(memory_ids_used), latency_ms, prompt_tokens, completion_tokens,
         dict(metadata or {}), trace_id, parent_interaction_id, event_time, event_id,
     )  # fmt: skip
@@ -85,7 +85,7 @@ def interaction(
 def interaction_record(
     tenant_id: str,
     agent_id: str,
-    prompt: str | Sequence[Mapping[str, str]],
+    messages: list[dict[str, str]],
     response: str,
     interaction_id: str | None,
     session_id: str | None,
@@ -107,8 +107,9 @@ def interaction_record(
     """An Interaction from every field, positionally: the one place its rules live.
 
     Positional, because keyword binding of twenty arguments is a measurable share of the SDK's
-    per-record cost. A list (and a metadata dict) that already is one goes in as it is: the SDK
-    encodes the record at once and drops it; :func:`interaction` copies before calling.
+    per-record cost. ``messages`` (see :func:`messages_of`) and the lists and metadata dict that
+    already are one go in as they are: the SDK encodes the record at once and drops it;
+    :func:`interaction` copies before calling.
     """
     iid = interaction_id or _id()
     return {
@@ -122,7 +123,7 @@ def interaction_record(
         "agent_version": agent_version,
         "model_id": model_id,
         "route": route,
-        "messages": messages_of(prompt),
+        "messages": messages,
         "response": response,
         "retrieved_doc_ids": retrieved_doc_ids
         if type(retrieved_doc_ids) is list
