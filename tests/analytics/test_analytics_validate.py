@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from hfloop.analytics import avro_block
 from hfloop.analytics.avro_block import RANGES, reads_every_field, timestamp_problem, validator_of
 from hfloop.analytics.batch import Batch
-from hfloop.analytics.sink import ClickHouseWriter
+from hfloop.analytics.sink import ClickHouseWriter, StoreUnavailable
 from hfloop.events import native
 from hfloop.events.schemas import EVENT_TIME_MAX_MS, SchemaVersion, load_schemas
 from hfloop.events.serde import Codec, DecodeError, Serde, _strip_logical
@@ -411,3 +411,21 @@ def test_timestamp_problem_names_the_field() -> None:
     assert avro_block.timestamp_problem(sv, _training_run(event_time=EVENT_TIME_MAX_MS + 1)) == (
         f"TrainingRun.event_time {EVENT_TIME_MAX_MS + 1} is after 9999-12-31"
     )
+
+
+@pytest.mark.xfail(strict=True, raises=StoreUnavailable, reason="the reverse gap: fastavro (so the serde and the "
+                   "validator) reads a varint of any length, ClickHouse's Avro reader refuses one over 10 bytes; every "
+                   "record of the refused container decodes, so the sink takes it for an outage and retries forever")  # fmt: skip
+def test_a_record_clickhouse_refuses_but_the_serde_reads_does_not_stall_the_sink(chdb_client: Any) -> None:
+    good = SERDE.encode(
+        "Outcome", ev.outcome(tenant_id="t", interaction_id="i", kind="ACCEPTED", event_time=T0)
+    )
+    # event_id's length (one varint byte) written as 12 bytes: same value, so Serde.decode reads it.
+    overlong = good[:10] + bytes([good[10] | 0x80]) + b"\x80" * 10 + b"\x00" + good[11:]
+    assert SERDE.decode_as(overlong, "Outcome") == SERDE.decode_as(good, "Outcome")
+    batch = Batch(SERDE)
+    batch.add("hfloop.outcomes", 0, 0, b"i", overlong)
+    ClickHouseWriter(chdb_client, "hfloop").write(
+        batch
+    )  # raises StoreUnavailable: the sink would retry it forever
+    assert len(batch.dead) == 1

@@ -53,8 +53,8 @@ log = logging.getLogger("hfloop.analytics.sink")
 # insert's CPU). Duplicates are collapsed by background merges, and every reader is already
 # duplicate-proof (FINAL views, or aggregates a copy cannot change), so it buys nothing.
 # throw_on_max_partitions_per_insert_block=0: tables are partitioned by month of event_time, and
-# a batch spanning more than 100 months (a backfill, skewed clocks, a producer sending 1906-1969
-# timestamps) was refused as a whole; every record decodes, so the refusal read as an outage and
+# a batch spanning more than 100 months (a backfill, skewed clocks; times before 1970 or after 9999
+# are dead-lettered by Batch.screen, but 1970..9999 is 96,000 months) was refused as a whole; every record decodes, so the refusal read as an outage and
 # the sink retried it forever, stalled. Now ClickHouse logs a warning and writes the rows.
 INSERT_SETTINGS = {"input_format_avro_allow_missing_fields": 1, "optimize_on_insert": 0,
                    "throw_on_max_partitions_per_insert_block": 0}  # fmt: skip
