@@ -26,9 +26,9 @@ def _fields(raw):
         for cand in t if isinstance(t, list) else [t]:
             if isinstance(cand, dict) and cand.get("type") == "record":
                 yield from _fields(cand)
-            if isinstance(cand, dict) and cand.get("type") == "array" and isinstance(cand["items"], dict):
-                if cand["items"].get("type") == "record":
-                    yield from _fields(cand["items"])
+            items = cand.get("items") if isinstance(cand, dict) and cand.get("type") == "array" else None
+            if isinstance(items, dict) and items.get("type") == "record":
+                yield from _fields(items)
 
 
 def test_every_contract_record_exists():
