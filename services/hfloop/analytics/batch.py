@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from fastavro import schemaless_writer
 
-from hfloop.analytics.avro_block import container_of_framed, timestamp_problem, validator_of
+from hfloop.analytics.avro_block import container_of_framed, is_canonical, timestamp_problem, validator_of
 from hfloop.analytics.tables import TOPIC_TABLE
 from hfloop.events.kafka import dead_letter
 from hfloop.events.schemas import SchemaVersion
@@ -30,6 +30,8 @@ from hfloop.events.topics import TOPICS
 log = logging.getLogger("hfloop.analytics.sink")
 
 PROCESSOR = "analytics-sink"
+# Dead-letter reason of a record the serde reads but ClickHouse refuses on its own (sink.py).
+REFUSED_BY_STORE = "refused_by_store"
 _HEADER = 10  # magic (2) + schema fingerprint (8)
 
 
@@ -89,8 +91,10 @@ class Pending:
     def count(self) -> int:
         return len(self.records)
 
-    def to_bytes(self) -> bytes:
-        return container_of_framed(self.schema, (r.value() for r in self.records), _HEADER)  # type: ignore[misc]
+    def to_bytes(self, records: Sequence[Record] | None = None) -> bytes:
+        """The container of ``records`` (default: all of them; a part when bisecting a refusal)."""
+        chosen = self.records if records is None else records
+        return container_of_framed(self.schema, (r.value() for r in chosen), _HEADER)  # type: ignore[misc]
 
 
 class Batch:
@@ -184,9 +188,11 @@ class Batch:
         return buf.getvalue()
 
     def _dead_letter(self, r: Record, reason: str, error: str) -> None:
+        # A consumed message without an error always has all three; -1 is the schema's "unknown".
+        topic, partition, offset = r.topic(), r.partition(), r.offset()
         self.dead.append(dead_letter(reason=reason, error=error, payload=original_value(r), key=r.key(),
-                                     origin_topic=r.topic(), origin_partition=r.partition(),
-                                     origin_offset=r.offset(), processor=PROCESSOR))  # fmt: skip
+                                     origin_topic=topic or "", origin_partition=-1 if partition is None else partition,
+                                     origin_offset=-1 if offset is None else offset, processor=PROCESSOR))  # fmt: skip
 
     def screen(self, pending: Pending) -> None:
         """Dead-letter the records of ``pending`` that must not be stored: exactly those
@@ -229,20 +235,16 @@ class Batch:
             pending.records = [r for i, r in enumerate(pending.records) if i not in bad]
             self.rows -= len(bad)
 
-    def split_bad(self, pending: Pending) -> Pending:
-        """Decode every record of a container ClickHouse refused; dead-letter the bad ones.
+    def refused_by_store(self, pending: Pending, refused: Sequence[tuple[Record, str]]) -> None:
+        """Dead-letter records ClickHouse refused one by one (reason ``refused_by_store``, its message)
+        and take them out of ``pending``."""
+        gone = {id(r) for r, _ in refused}
+        for r, message in refused:
+            self._dead_letter(r, REFUSED_BY_STORE, f"ClickHouse refused it: {message}")
+        pending.records = [r for r in pending.records if id(r) not in gone]
+        self.rows -= len(refused)
 
-        Returns a container of the good ones (the same records when none is bad: then the
-        refusal was not the data's fault and the caller retries).
-        """
-        good = Pending(pending.table, pending.schema)
-        expected = pending.schema.name
-        for r in pending.records:
-            try:
-                self.serde.decode(r.value(), expected=expected)  # type: ignore[arg-type]
-            except DecodeError as exc:
-                self._dead_letter(r, exc.reason, str(exc))
-                self.rows -= 1
-                continue
-            good.records.append(r)
-        return good
+    def is_canonical(self, pending: Pending, r: Record) -> bool:
+        """Whether ``r``'s body is the canonical Avro encoding of what it holds (see ``avro_block``)."""
+        value = r.value()
+        return value is not None and is_canonical(pending.schema, memoryview(value)[_HEADER:])

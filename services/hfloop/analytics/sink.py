@@ -10,7 +10,10 @@ whatever was inserted but not committed is read again and merges away by ``event
 Undecodable records never stop the sink: they go to ``hfloop.dlq`` (flushed before the
 commit) and the batch goes on. "Undecodable" is the serde's verdict, not ClickHouse's: every
 container is screened first (``Batch.screen``, a native validator that agrees with the serde),
-because ClickHouse would store some records the serde refuses.
+because ClickHouse would store some records the serde refuses. The reverse, records the serde
+reads but ClickHouse refuses, is found at insert by bisecting the refused container
+(``ClickHouseWriter._settle``) and dead-lettered as ``refused_by_store``; a table that refuses
+every record is taken for an outage and retried, not emptied into the DLQ.
 
     hfloop worker --role analytics      -> run_worker(settings), blocks until SIGINT/SIGTERM
     AnalyticsService(settings, client)  -> start()/stop() a consumer thread (``hfloop dev``)
@@ -20,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +43,7 @@ from tenacity import (
 )
 
 from hfloop.analytics import store
-from hfloop.analytics.batch import Batch, Pending
+from hfloop.analytics.batch import Batch, Pending, Record
 from hfloop.analytics.tables import TOPIC_TABLE
 from hfloop.config import Settings
 from hfloop.events.errors import ClientErrors, KafkaAuthenticationError, errors_of
@@ -81,6 +86,56 @@ class SinkStats:
                 "last_flush_at": self.last_flush_at}  # fmt: skip
 
 
+# ClickHouse error codes that mean "these rows cannot be parsed or stored as they are": a refusal
+# of the data, which the writer bisects to find the records at fault. Every other refusal (no
+# connection, timeouts, TOO_MANY_PARTS, MEMORY_LIMIT_EXCEEDED, READONLY, UNKNOWN_TABLE,
+# THERE_IS_NO_COLUMN, ...) is the store's: retried with backoff, never bisected, since a transient
+# error during a bisection would pass for a bad record. Numbers checked with errorCodeToName().
+DATA_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,   # ATTEMPT_TO_READ_AFTER_EOF
+    33,   # CANNOT_READ_ALL_DATA
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA (e.g. an Avro enum index out of range)
+    128,  # TOO_LARGE_ARRAY_SIZE
+    131,  # TOO_LARGE_STRING_SIZE
+    190,  # SIZES_OF_ARRAYS_DONT_MATCH
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    407,  # DECIMAL_OVERFLOW
+    469,  # VIOLATED_CONSTRAINT
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+})  # fmt: skip
+# avro-cpp's own errors ("Invalid Avro varint", "Invalid value for bool") arrive wrapped as
+# STD_EXCEPTION, which is also any other C++ exception: data only when avro-cpp threw it.
+STD_EXCEPTION = 1001
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+
+
+def is_data_refusal(exc: BaseException) -> bool:
+    """Whether ClickHouse refused an insert because of the rows it was sent (see DATA_CODES)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    if not isinstance(exc, DatabaseError) or isinstance(exc, OperationalError):
+        return False
+    code = exc.code
+    if code is None:  # a client that did not fill it in: the message still says "Code: N."
+        found = _CODE.search(str(exc))
+        code = int(found.group(1)) if found else None
+    if code == STD_EXCEPTION:
+        return "avro::Exception" in str(exc)
+    return code in DATA_CODES
+
+
 def _is_unreachable(exc: BaseException) -> bool:
     """Errors that say nothing about the data: connection refused, timeouts, the injected fault."""
     from clickhouse_connect.driver.exceptions import OperationalError
@@ -88,8 +143,21 @@ def _is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | StoreUnavailable | OSError | TimeoutError)
 
 
+@dataclass
+class _Bisection:
+    """What bisecting one refused container found out."""
+
+    stored: int = 0  # records inserted by a part that ClickHouse took
+    refused: list[tuple[Record, Exception]] = field(default_factory=list)  # refused alone
+    deferred: list[tuple[list[Record], Exception]] = field(default_factory=list)
+    probing: bool = True  # until something is stored, only one refused half per level is opened
+
+
 class ClickHouseWriter:
-    """Writes a batch; finds and dead-letters bad records when ClickHouse refuses a container."""
+    """Writes a batch. When ClickHouse refuses a container's data it bisects the container: the
+    parts it takes are stored, a record it refuses alone is dead-lettered (``refused_by_store``),
+    unless the table refuses good records too, which is an outage (retried).
+    """
 
     def __init__(self, client: Any, database: str) -> None:
         self.client = client
@@ -101,32 +169,83 @@ class ClickHouseWriter:
             pending = batch.groups[key]
             batch.screen(pending)  # takes out what the serde refuses: ClickHouse would store it
             if pending.count:
-                self._insert_checked(batch, pending)
+                error = self._attempt(pending, pending.records)
+                if error is not None:
+                    self._settle(batch, pending, error)
                 written[pending.table] = written.get(pending.table, 0) + pending.count
             # Written: a retry of the rest must not write this group again (a duplicate is
             # harmless, but wasted work while ClickHouse struggles).
             del batch.groups[key]
         return written
 
-    def _insert_checked(self, batch: Batch, pending: Pending) -> None:
+    def _attempt(self, pending: Pending, records: Sequence[Record]) -> Exception | None:
+        """Insert ``records``; None when stored, the error when ClickHouse refused their data.
+        Any other failure raises (the caller retries the whole group)."""
         try:
-            self._insert(pending)
+            self.client.raw_insert(f"{self.database}.{pending.table}", None, pending.to_bytes(records),
+                                   fmt="Avro", settings=INSERT_SETTINGS)  # fmt: skip
         except Exception as exc:
+            if is_data_refusal(exc):
+                return exc
             if _is_unreachable(exc):
                 raise
-            good = batch.split_bad(pending)
-            if good.count == pending.count:
-                # Every record decodes: the refusal is not the data's; hold and retry.
-                raise StoreUnavailable(f"{pending.table}: {exc}") from exc
-            log.warning("dead-lettered %d record(s) ClickHouse refused for %s: %s",
-                        pending.count - good.count, pending.table, str(exc)[:300])  # fmt: skip
-            pending.records = good.records
-            if pending.count:
-                self._insert(pending)
+            raise StoreUnavailable(f"{pending.table}: {exc}") from exc
+        return None
 
-    def _insert(self, pending: Pending) -> None:
-        self.client.raw_insert(f"{self.database}.{pending.table}", None, pending.to_bytes(), fmt="Avro",
-                               settings=INSERT_SETTINGS)  # fmt: skip
+    def _settle(self, batch: Batch, pending: Pending, error: Exception) -> None:
+        """ClickHouse refused ``pending``'s data: store what it takes, dead-letter what it refuses.
+
+        Which records are refused is found by bisection (parts that were stored stay stored; if a
+        retry stores them again they merge away by event_id). A record refused alone is
+        dead-lettered when the refusal is evidently about it: its body is not the canonical Avro
+        encoding (bytes only a crafted record has), or ClickHouse stored other records of this
+        container. A canonical record refused while nothing else is stored may be a table that
+        refuses everything (a column type changed, a constraint every row violates): dead-lettering
+        would empty the stream into the DLQ, so that is an outage, retried until the table is fixed.
+
+        Cost: k bad records in n cost about 2 k log2(n) inserts. To keep a table that refuses
+        everything cheap to detect (O(log n) inserts, not 2n), only the first refused half of each
+        level is opened until a part has been stored; the other refused halves wait (``deferred``).
+        """
+        split = _Bisection()
+        self._bisect(pending, pending.records, error, split)
+        if not split.stored and all(batch.is_canonical(pending, r) for r, _ in split.refused):
+            raise StoreUnavailable(
+                f"{pending.table} refuses every record tried, each one well-formed: {error}"
+            )
+        split.probing = False
+        for part, part_error in split.deferred:
+            self._bisect(pending, part, part_error, split)
+        data: list[tuple[Record, str]] = []
+        unsettled: list[tuple[Record, str]] = []
+        for r, exc in split.refused:
+            (data if split.stored or not batch.is_canonical(pending, r) else unsettled).append((r, str(exc)))
+        if data:
+            log.warning("dead-lettered %d record(s) ClickHouse refused for %s: %s", len(data), pending.table,
+                        data[0][1][:300])  # fmt: skip
+        batch.refused_by_store(pending, data)  # what is left in pending was stored by some part
+        if unsettled:
+            # Only well-formed records refused and nothing stored: as above, the table's refusal.
+            raise StoreUnavailable(
+                f"{pending.table}: {len(unsettled)} well-formed record(s) refused: {error}"
+            )
+
+    def _bisect(self, pending: Pending, part: list[Record], error: Exception, split: _Bisection) -> None:
+        """``part`` was refused with ``error``: insert its halves, recursing into refused ones."""
+        if len(part) == 1:
+            split.refused.append((part[0], error))
+            return
+        mid = len(part) // 2
+        opened = False
+        for half in (part[:mid], part[mid:]):
+            half_error = self._attempt(pending, half)
+            if half_error is None:
+                split.stored += len(half)
+            elif opened and split.probing and not split.stored:
+                split.deferred.append((half, half_error))
+            else:
+                opened = True
+                self._bisect(pending, half, half_error, split)
 
 
 class AnalyticsService:
@@ -215,9 +334,12 @@ class AnalyticsService:
             retry=retry_if_exception(lambda e: _is_unreachable(e) and not self._stop.is_set()),
             stop=stop_after_attempt(max_attempts) if max_attempts else stop_never,
             before_sleep=before_sleep,
-            sleep=lambda s: self._stop.wait(s) and None,  # wakes up at once on stop()
+            sleep=self._sleep,
             reraise=True,
         )
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a retry's backoff that ends at once on stop()
 
     def _connect_and_migrate(self) -> None:
         try:
