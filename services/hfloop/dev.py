@@ -38,6 +38,7 @@ class DevStack:
     _server: Any = None
     _server_thread: threading.Thread | None = None
     _last: tuple[float, int] | None = None
+    _clickhouse: Any = None
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self, http: bool = True) -> DevStack:
@@ -66,6 +67,7 @@ class DevStack:
             from hfloop.analytics.sink import AnalyticsService
 
             client = store.connect(s)  # one chDB engine for the sink and the query route
+            self._clickhouse = client
             store.migrate(client, s.analytics_database)
             analytics = AnalyticsService(s, client=client, serde=serde)
             analytics.start()
@@ -116,6 +118,11 @@ class DevStack:
                 (svc.stop if hasattr(svc, "stop") else svc.close)()
             except Exception:  # keep stopping the others; report what failed
                 log.exception("stopping %s failed", name)
+        if self._clickhouse is not None:
+            # chDB holds one folder per process until its last client closes: close ours, so the
+            # process (a test run, a notebook) can open another folder after this stack.
+            self._clickhouse.close()
+            self._clickhouse = None
         if self.broker is not None:
             self.broker.stop()
 

@@ -74,3 +74,15 @@ def test_the_report_renders_in_headless_chromium(demo_run, tmp_path, chromium: s
     assert shot.exists() and shot.stat().st_size > 50_000, proc.stderr[-2000:]
     console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
+
+
+def test_the_stopped_stack_lets_go_of_its_chdb_folder(demo_run, tmp_path):
+    # chDB serves one folder per process until its last client closes; a stopped stack must
+    # not keep the process (a test session, a notebook) from opening another folder.
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=f"chdb:///{tmp_path / 'other'}")
+    try:
+        assert client.query("SELECT 1").result_rows == [(1,)]
+    finally:
+        client.close()
