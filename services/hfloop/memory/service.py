@@ -145,7 +145,9 @@ class MemoryService:
     def start(self) -> None:
         """Create the topics if needed and start consuming in a background thread."""
         self._ensure_topics()
-        conf = self.settings.consumer_config(self.settings.memory_group_id)
+        # A killed worker's partitions move to a restarted one after 10 s (librdkafka heartbeats
+        # from its own thread, so a long embedding batch does not count against it), as the sink's.
+        conf = self.settings.consumer_config(self.settings.memory_group_id, **{"session.timeout.ms": 10_000})
         self._kafka_errors = errors_of(conf)
         self._consumer = Consumer(conf)
         self._consumer.subscribe([MEMORY, LABELS])
