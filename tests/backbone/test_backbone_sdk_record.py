@@ -1,9 +1,11 @@
-"""The SDK's fast record builder writes exactly what the builder before it wrote.
+"""The SDK's fast record builders write exactly what the builder before them wrote.
 
-``log_interaction`` now binds its fields once and builds the record positionally
-(``events.interaction_record``), taking lists and the metadata dict without copying them. The
-reference below is the builder as it was (keyword-only, every list and dict copied), encoded by
-fastavro: for the same inputs, with ids and timestamps fixed, key and bytes must be equal.
+``log_interaction`` is the native sender (``native.InteractionSender``: the call bound, the
+record written and produced in C), whose Python method binds its fields once and builds the
+record positionally (``events.interaction_record``), taking lists and the metadata dict without
+copying them. The reference below is the builder as it was (keyword-only, every list and dict
+copied), encoded by fastavro: for the same inputs, with ids and timestamps fixed, the native
+sender, the Python method and the batch API must produce the same key and bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hfloop.config import Settings
+from hfloop.events import native
 from hfloop.events.serde import Serde
 from hfloop.events.topics import INTERACTIONS
 from hfloop.kafka_local import free_port
@@ -128,21 +131,44 @@ CALLS = st.fixed_dictionaries(
 )
 
 
+class CapturingProducer:
+    """Stands in for confluent_kafka.Producer: keeps (topic, key, value) of what is produced."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.polls = 0
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, **_: Any) -> None:
+        self.sent.append((topic, key, value))
+
+    def produce_batch(self, topic: str, messages: list[dict[str, Any]], **_: Any) -> int:
+        self.sent.extend((topic, m["key"], m["value"]) for m in messages)
+        return len(messages)
+
+    def poll(self, timeout: float = 0) -> int:
+        self.polls += 1
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return 0
+
+
+def capturing_client(producer: Any = None) -> FeedbackClient:
+    """A client whose records reach ``producer`` (a CapturingProducer by default), no broker."""
+    fb = FeedbackClient("tenant-a", settings=Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}"))
+    fb._records._producer = CapturingProducer() if producer is None else producer
+    fb._bind_native_sender()  # the native sender binds the producer's methods: bind the stand-in's
+    return fb
+
+
 @pytest.fixture(scope="module")
 def captured() -> tuple[FeedbackClient, list[tuple[str, bytes | None, bytes]]]:
     """A client whose records are captured instead of produced (no broker involved)."""
-    fb = FeedbackClient("tenant-a", settings=Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}"))
-    sent: list[tuple[str, bytes | None, bytes]] = []
-
-    def send_raw(topic: str, key: bytes | None, value: bytes, *_: Any, **__: Any) -> None:
-        sent.append((topic, key, value))
-
-    def produce_batch(topic: str, messages: list[dict[str, Any]]) -> None:
-        sent.extend((topic, m["key"], m["value"]) for m in messages)
-
-    fb._send_now = send_raw  # type: ignore[method-assign]
-    fb._records.produce_batch = produce_batch  # type: ignore[method-assign]
-    return fb, sent
+    fb = capturing_client()
+    return fb, fb._records._producer.sent
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -154,9 +180,13 @@ def test_per_call_and_batch_bytes_equal_the_old_builder_with_fastavro(captured, 
     expected = (INTERACTIONS, want["interaction_id"].encode(), fastavro_bytes(want))
     agent_id, prompt, response = call["agent_id"], call["prompt"], call["response"]
     fields = {k: v for k, v in call.items() if k not in ("agent_id", "prompt", "response")}
+    fallbacks = fb.log_interaction.fallbacks
     assert fb.log_interaction(agent_id, prompt, response, **fields) == want["interaction_id"]
+    # The native sender wrote it, except for a tuple of messages (handed to the Python method).
+    assert fb.log_interaction.fallbacks - fallbacks == (type(prompt) is tuple)
+    assert fb.log_interaction.__wrapped__(agent_id, prompt, response, **fields) == want["interaction_id"]
     assert fb.log_interactions([call]) == [want["interaction_id"]]
-    assert sent == [expected, expected]
+    assert sent == [expected, expected, expected]
     # The public builder returns the same record, sharing no list or dict with its arguments.
     rec = ev.interaction(tenant_id="tenant-a", **call)
     assert rec == want
@@ -166,8 +196,10 @@ def test_per_call_and_batch_bytes_equal_the_old_builder_with_fastavro(captured, 
 
 
 def test_the_native_fast_path_is_active(captured) -> None:
-    """log_interaction encodes with the native encoder directly (else the test above proves little)."""
+    """log_interaction is the native sender, and its Python method encodes with the native encoder
+    directly (else the test above proves little)."""
     fb, _ = captured
+    assert type(fb.log_interaction) is native.InteractionSender
     assert fb._native is not None and fb._header == SERDE.encode("Interaction", _probe())[:10]
 
 

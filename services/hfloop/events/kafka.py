@@ -176,16 +176,27 @@ class RecordProducer:
         try:
             self._producer.produce(topic, value, key)
         except BufferError:
-            while True:
-                self._producer.poll(0.05)
-                try:
-                    self._producer.produce(topic, value, key)
-                    break
-                except BufferError:
-                    continue
+            self.produce_when_room(topic, value, key)
         self._sends += 1
         if not self._sends % self.POLL_EVERY:
             self._producer.poll(0)
+
+    def produce_when_room(self, topic: str, value: bytes, key: bytes | None) -> None:
+        """After a BufferError (local queue full): serve delivery reports until the record fits
+        (backpressure). The native SDK sender calls this too."""
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(topic, value, key)
+                return
+            except BufferError:
+                continue
+
+    def fast_hooks(self) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+        """``produce(topic, value, key)``, ``poll(timeout)`` and :meth:`produce_when_room`: what a
+        native sender calls to behave as :meth:`send_fast` (``errors_only`` mode only)."""
+        assert self.errors_only, "a fast sender needs errors_only=True (no other callback reports failures)"
+        return self._producer.produce, self._producer.poll, self.produce_when_room
 
     def send_batch(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Produce many (key, value) records to one topic with one call (librdkafka produce_batch).

@@ -19,13 +19,16 @@ microseconds.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MethodType
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
 from hfloop.config import Settings, get_settings
+from hfloop.events import native
 from hfloop.events.kafka import DeliveryError, RecordProducer
 from hfloop.events.serde import Codec, Serde, default_serde
 from hfloop.events.topics import FEEDBACK, INTERACTIONS, OUTCOMES, key_of
@@ -94,7 +97,34 @@ class FeedbackClient(_Base):
             self.settings, self.serde, on_error=on_error, errors_only=True, **producer_overrides
         )
         self._encode, self._send_now = self.serde.encode, self._records.send_fast  # bound once: the hot path
-        self._native, self._header = _native_interaction_encoder(self.serde)
+        self._native_encoder, self._header = _native_interaction_encoder(self.serde)
+        self._native = self._native_encoder.encode if self._native_encoder is not None else None
+        self._bind_native_sender()
+
+    def _bind_native_sender(self) -> None:
+        """Make this client's ``log_interaction`` the native sender, where there is one.
+
+        ``native.InteractionSender`` is :meth:`log_interaction` in C (same parameters and
+        defaults, read from this signature; same key and bytes; produced as by ``send_fast``).
+        It hands every call it cannot reproduce exactly (``wait=True``, a bad or unknown
+        argument, a tuple of messages, a str subclass, ...) to the method below, unchanged, so
+        what a caller sees stays the same. Not bound when a subclass overrides the method.
+        Called again when the producer was replaced (tests capture records that way)."""
+        self.__dict__.pop("log_interaction", None)
+        sender = native.InteractionSender
+        if (
+            sender is None
+            or self._native_encoder is None
+            or type(self.tenant_id) is not str
+            or type(self).log_interaction is not FeedbackClient.log_interaction
+        ):
+            return
+        produce, poll, when_full = self._records.fast_hooks()
+        fallback = MethodType(FeedbackClient.log_interaction, self)
+        self.__dict__["log_interaction"] = sender(
+            self._native_encoder, self._header, self.tenant_id, INTERACTIONS, produce, poll, when_full, fallback,
+            ev._ids, _SENDER_DEFAULTS, RecordProducer.POLL_EVERY,
+        )  # fmt: skip
 
     # --- events ------------------------------------------------------------------------
     def log_interaction(
@@ -125,20 +155,22 @@ class FeedbackClient(_Base):
 
         The fields are those of :func:`hfloop.sdk.events.interaction`, spelled out here: one
         keyword binding and a positional build is the cheapest way through Python per record.
+        With the native encoder built, a client's ``log_interaction`` is the C equivalent of this
+        method, which runs only for the calls that one hands back (see ``_bind_native_sender``).
         """
-        native = self._native
+        encode_native = self._native
         # The caller's message dicts go to the native encoder as they are; it accepts only a list
         # of dicts of exact strs, for which messages_of's copy would encode to the same bytes.
-        messages = prompt if native is not None and type(prompt) is list else ev.messages_of(prompt)
+        messages = prompt if encode_native is not None and type(prompt) is list else ev.messages_of(prompt)
         rec = ev.interaction_record(
             self.tenant_id, agent_id, messages, response, interaction_id, session_id, user_id, agent_version,
             model_id, route, retrieved_doc_ids, memory_ids_used, latency_ms, prompt_tokens, completion_tokens,
             metadata, trace_id, parent_interaction_id, event_time, event_id,
         )  # fmt: skip
         value = None
-        if native is not None:
+        if encode_native is not None:
             try:
-                value = native(self._header, rec)
+                value = encode_native(self._header, rec)
             except Exception:  # noqa: S110 - declined: the serde below writes it or names the field
                 if messages is prompt:
                     rec["messages"] = ev.messages_of(prompt)
@@ -235,7 +267,15 @@ class FeedbackClient(_Base):
         self.flush()
 
 
-def _native_interaction_encoder(serde: Serde) -> tuple[Callable[[bytes, Any], bytes] | None, bytes]:
+# log_interaction's keyword parameters and their defaults: the native sender fills the same ones.
+_SENDER_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(FeedbackClient.log_interaction).parameters.items()
+    if p.kind is p.KEYWORD_ONLY
+}
+
+
+def _native_interaction_encoder(serde: Serde) -> tuple[native.NativeEncoder | None, bytes]:
     """The native encoder of the Interaction schema ``serde`` writes, and ``serde``'s framing
     header: ``log_interaction`` encodes with it directly, saving the serde's dispatch and the
     copy of the caller's messages. (None, b"") when there is no native encoder, or when a chat
@@ -244,18 +284,18 @@ def _native_interaction_encoder(serde: Serde) -> tuple[Callable[[bytes, Any], by
     messages = next(f["type"] for f in version.raw["fields"] if f["name"] == "messages")
     if [f["name"] for f in messages["items"]["fields"]] != ["role", "content"]:
         return None, b""
-    native = Codec.of(version, writer=True).native
-    if native is None:
+    encoder = Codec.of(version, writer=True).native
+    if encoder is None:
         return None, b""
     probe = ev.interaction(tenant_id="t", agent_id="a", prompt="q", response="r", interaction_id="i", event_id="e",
                            event_time=1)  # fmt: skip
     try:
-        full, body = serde.encode("Interaction", probe), native.encode(b"", probe)
+        full, body = serde.encode("Interaction", probe), encoder.encode(b"", probe)
     except Exception:  # e.g. a schema registry not reachable yet: the serde's path reports it per record
         return None, b""
     if not full.endswith(body):
         return None, b""
-    return native.encode, full[: len(full) - len(body)]
+    return encoder, full[: len(full) - len(body)]
 
 
 class AsyncFeedbackClient(_Base):

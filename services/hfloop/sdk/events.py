@@ -38,7 +38,8 @@ class _Ids:
         return f"{self.prefix}{next(self.counter):016x}"
 
 
-_id = _Ids().new  # a bound method: cheaper to call than an instance's __call__
+_ids = _Ids()  # the native SDK sender draws from the same prefix and counter
+_id = _ids.new  # a bound method: cheaper to call than an instance's __call__
 
 
 def messages_of(prompt: str | Sequence[Mapping[str, str]]) -> list[dict[str, str]]:

@@ -1,7 +1,9 @@
 """Native Avro binary encoder: byte-identical to fastavro's schemaless_writer, ~15x faster.
 
 Also a skip-validator for the analytics sink (``validator_for``): it walks an Avro body without
-decoding it and accepts exactly what fastavro's schemaless_reader accepts (plus value ranges).
+decoding it and accepts exactly what fastavro's schemaless_reader accepts (plus value ranges);
+and ``InteractionSender``, the SDK's ``log_interaction`` in C (see hfloop.sdk.client and
+docs/backbone.md).
 
 ``encoder_for(parsed_schema)`` returns an object with ``encode(prefix, record) -> bytes``, or
 ``None`` when the schema cannot be compiled (the serde then uses fastavro for that record).
@@ -60,6 +62,9 @@ if not ACTIVE:
     )
 
 Unsupported: type[Exception] = _module.Unsupported if ACTIVE else ValueError
+# FeedbackClient.log_interaction in C (None when inactive): binds the call's arguments, writes the
+# Interaction with an Encoder's nodes and produces; anything unusual goes to the Python method.
+InteractionSender: Any = _module.InteractionSender if ACTIVE else None
 
 
 def encoder_for(parsed_schema: Any) -> NativeEncoder | None:
@@ -91,5 +96,5 @@ def validator_for(
     return validator
 
 
-__all__ = ["ACTIVE", "ENCODER", "WHY_INACTIVE", "NativeEncoder", "NativeValidator", "Unsupported", "encoder_for",
+__all__ = ["ACTIVE", "ENCODER", "WHY_INACTIVE", "InteractionSender", "NativeEncoder", "NativeValidator", "Unsupported", "encoder_for",
            "validator_for"]  # fmt: skip

@@ -14,6 +14,9 @@
  * The program is built in Python (hfloop.events.native.program) from fastavro's parsed schema:
  * a list of node tuples, children referenced by index, root at 0 (recursive schemas work).
  *
+ * The same program also drives InteractionSender: the SDK's log_interaction in C, which writes an
+ * Interaction straight from the call's arguments with these encoding routines (see its section).
+ *
  * The same program also drives a skip-validator (Validator, at the end of this file) for the
  * analytics sink, which hands Avro bodies to ClickHouse undecoded: it walks one body without
  * building any object and accepts exactly what fastavro's schemaless_reader accepts, plus
@@ -25,6 +28,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
+#include <time.h>
 
 #ifndef HFLOOP_SOURCE_HASH /* set by build.py: lets the loader refuse a module built from older source */
 #define HFLOOP_SOURCE_HASH "unknown"
@@ -882,12 +887,403 @@ static PyTypeObject ValidatorType = {
     .tp_methods = Validator_methods,
 };
 
+/* --- the interaction sender: FeedbackClient.log_interaction without a Python frame ------- */
+
+/* Why: after the native encoder, binding log_interaction's dozen keywords in Python and
+   building the 20-field record dict cost ~1.5 us per call, twice a raw produce(). This type
+   is the same call in C: it binds the arguments, fills the defaults, makes the ids and the
+   timestamp, writes the Avro body straight from the arguments with the same encoder nodes
+   (so the same bytes as encoding the record dict), and produces.
+   It handles only what it can reproduce exactly (exact str/int/float/list/dict/None as the
+   Python builder would pass them through; see sdk/events.py's interaction_record). For
+   anything else (an unknown or duplicate keyword, wait=True, a tuple of messages, a str
+   subclass, a value the encoder declines) it calls the Python method it stands in for, with
+   the very same arguments, before anything was produced: that path raises or sends exactly
+   as it always did. */
+
+enum {
+    A_AGENT_ID, A_PROMPT, A_RESPONSE, A_WAIT, A_INTERACTION_ID, A_SESSION_ID, A_USER_ID,
+    A_AGENT_VERSION, A_MODEL_ID, A_ROUTE, A_RETRIEVED, A_MEMORY, A_LATENCY, A_PROMPT_TOKENS,
+    A_COMPLETION_TOKENS, A_METADATA, A_TRACE_ID, A_PARENT, A_EVENT_TIME, A_EVENT_ID, N_ARGS
+};
+#define N_POSITIONAL 3 /* agent_id, prompt, response */
+static const char *ARG_NAMES[N_ARGS] = {
+    "agent_id", "prompt", "response", "wait", "interaction_id", "session_id", "user_id",
+    "agent_version", "model_id", "route", "retrieved_doc_ids", "memory_ids_used", "latency_ms",
+    "prompt_tokens", "completion_tokens", "metadata", "trace_id", "parent_interaction_id",
+    "event_time", "event_id"
+};
+static PyObject *ARG_KEYS[N_ARGS]; /* interned */
+
+/* The record's fields; each is an argument of the same name, except these, derived: */
+enum { R_TENANT_ID = N_ARGS, R_MESSAGES, N_VALUES };
+#define R_ARG_FIELDS 17 /* record fields named after an argument (all but prompt, wait) */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *encoder;  /* the Interaction Encoder (owns the nodes below) */
+    PyObject *header, *tenant_id, *topic;
+    PyObject *produce, *poll, *when_full, *fallback, *ids;
+    PyObject *defaults[N_ARGS];       /* NULL for the positional ones */
+    PyObject *empty_list, *empty_dict, *user, *zero, *prefix_key, *counter_key;
+    int source[N_VALUES];             /* record field i (schema order) takes value source[i] */
+    Py_ssize_t nfields;
+    Node *root;
+    Py_ssize_t poll_every, sends, fallbacks;
+} Sender;
+
+static PyObject *Sender_fallback(Sender *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    self->fallbacks++;
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+/* A fresh event id, as sdk/events.py's _Ids.new writes it: ids.prefix + 16 hex digits of
+   next(ids.counter). Reads the attributes per call: a forked child redraws both. */
+static PyObject *new_id(Sender *self) {
+    PyObject *prefix = PyObject_GetAttr(self->ids, self->prefix_key);
+    if (!prefix) return NULL;
+    PyObject *counter = PyObject_GetAttr(self->ids, self->counter_key), *n = NULL, *out = NULL;
+    if (counter && (n = PyIter_Next(counter)) != NULL) {
+        unsigned long long v = PyLong_AsUnsignedLongLong(n);
+        if (!(v == (unsigned long long)-1 && PyErr_Occurred()) && PyUnicode_CheckExact(prefix) &&
+            PyUnicode_IS_COMPACT_ASCII(prefix) && PyUnicode_GET_LENGTH(prefix) == 16) {
+            out = PyUnicode_New(32, 127);
+            if (out) {
+                char *p = (char *)PyUnicode_DATA(out);
+                memcpy(p, PyUnicode_DATA(prefix), 16);
+                static const char hex[] = "0123456789abcdef";
+                for (int i = 15; i >= 0; i--, v >>= 4) p[16 + i] = hex[v & 0xF];
+            }
+        } else if (!PyErr_Occurred()) {
+            PyErr_SetString(Unsupported, "id prefix is not 16 ASCII characters");
+        }
+    } else if (counter && !PyErr_Occurred()) {
+        PyErr_SetString(Unsupported, "id counter exhausted");
+    }
+    Py_XDECREF(n);
+    Py_XDECREF(counter);
+    Py_DECREF(prefix);
+    return out;
+}
+
+/* time.time_ns() // 1_000_000: the same clock (CLOCK_REALTIME) Python reads. */
+static PyObject *now_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    long long ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    long long ms = ns / 1000000LL - ((ns % 1000000LL) < 0); /* floor division */
+    return PyLong_FromLongLong(ms);
+}
+
+static int is_empty_or_none(PyObject *o) {
+    return o == Py_None || (PyUnicode_CheckExact(o) && PyUnicode_GET_LENGTH(o) == 0);
+}
+
+static PyObject *Sender_vectorcall(Sender *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *a[N_ARGS] = {NULL};
+    if (!self->root) {
+        PyErr_SetString(PyExc_RuntimeError, "InteractionSender not initialised");
+        return NULL;
+    }
+    if (nargs > N_POSITIONAL) return Sender_fallback(self, args, nargsf, kwnames);
+    for (Py_ssize_t i = 0; i < nargs; i++) a[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int at = -1;
+        for (int j = 0; j < N_ARGS && at < 0; j++)
+            if (name == ARG_KEYS[j]) at = j;
+        for (int j = 0; j < N_ARGS && at < 0; j++) {
+            int eq = PyUnicode_Compare(name, ARG_KEYS[j]);
+            if (eq == -1 && PyErr_Occurred()) PyErr_Clear();
+            if (eq == 0) at = j;
+        }
+        if (at < 0 || a[at]) return Sender_fallback(self, args, nargsf, kwnames); /* unknown, twice */
+        a[at] = args[nargs + k];
+    }
+    for (int j = 0; j < N_ARGS; j++) {
+        if (a[j]) continue;
+        if (!self->defaults[j]) return Sender_fallback(self, args, nargsf, kwnames); /* missing */
+        a[j] = self->defaults[j];
+    }
+    if (a[A_WAIT] != Py_False) return Sender_fallback(self, args, nargsf, kwnames);
+
+    /* Values of the record, as interaction_record derives them; owned references. */
+    PyObject *v[N_VALUES] = {NULL}, *value = NULL, *key = NULL, *result = NULL;
+    int declined = 1;
+    for (int j = 0; j < N_ARGS; j++) {
+        v[j] = a[j];
+        Py_INCREF(v[j]);
+    }
+    v[R_TENANT_ID] = Py_NewRef(self->tenant_id);
+    PyObject *o;
+#define REPLACE(slot, expr) do { PyObject *_n = (expr); if (!_n) goto decline; Py_SETREF(v[slot], _n); } while (0)
+    /* interaction_id or _id(), then event_id or _id(): the ids in the Python builder's order */
+    o = a[A_INTERACTION_ID];
+    if (is_empty_or_none(o)) REPLACE(A_INTERACTION_ID, new_id(self));
+    else if (!PyUnicode_CheckExact(o)) goto decline;
+    o = a[A_EVENT_ID];
+    if (is_empty_or_none(o)) REPLACE(A_EVENT_ID, new_id(self));
+    else if (!PyUnicode_CheckExact(o)) goto decline;
+    o = a[A_SESSION_ID];
+    if (is_empty_or_none(o)) REPLACE(A_SESSION_ID, Py_NewRef(v[A_INTERACTION_ID]));
+    else if (!PyUnicode_CheckExact(o)) goto decline;
+    o = a[A_EVENT_TIME];
+    if (o == Py_None || (PyLong_CheckExact(o) && PyObject_IsTrue(o) == 0)) REPLACE(A_EVENT_TIME, now_ms());
+    else if (!PyLong_CheckExact(o)) goto decline;
+    for (int j = A_RETRIEVED; j <= A_MEMORY; j++) {
+        o = a[j];
+        if (PyTuple_CheckExact(o))
+            REPLACE(j, PyTuple_GET_SIZE(o) ? PySequence_List(o) : Py_NewRef(self->empty_list));
+        else if (!PyList_CheckExact(o)) goto decline;
+    }
+    o = a[A_LATENCY];
+    if (PyLong_CheckExact(o)) {
+        double d = PyLong_AsDouble(o);
+        if (d == -1.0 && PyErr_Occurred()) goto decline;
+        REPLACE(A_LATENCY, PyFloat_FromDouble(d));
+    } else if (!PyFloat_CheckExact(o)) {
+        goto decline;
+    }
+    if (!PyLong_CheckExact(a[A_PROMPT_TOKENS]) || !PyLong_CheckExact(a[A_COMPLETION_TOKENS])) goto decline;
+    o = a[A_METADATA];
+    if (o == Py_None) REPLACE(A_METADATA, Py_NewRef(self->empty_dict));
+    else if (!PyDict_CheckExact(o)) goto decline;
+    o = a[A_PROMPT];
+    if (!PyUnicode_CheckExact(o) && !PyList_CheckExact(o)) goto decline;
+
+    char stack[STACK_BYTES];
+    Buf b = {stack, 0, STACK_BYTES, 0};
+    int rc = put_raw(&b, PyBytes_AS_STRING(self->header), PyBytes_GET_SIZE(self->header));
+    for (Py_ssize_t i = 0; i < self->nfields && rc == 0; i++) {
+        Node *t = self->root->fields[i].type;
+        int s = self->source[i];
+        if (s != R_MESSAGES) {
+            rc = encode(t, v[s], &b);
+        } else if (PyList_CheckExact(o)) {
+            rc = encode(t, o, &b); /* the caller's dicts: the encoder takes exact dicts of strs only */
+        } else { /* a str: [{"role": "user", "content": prompt}] */
+            Node *msg = t->child;
+            rc = put_long(&b, 1);
+            if (rc == 0) rc = encode(msg->fields[0].type, self->user, &b);
+            if (rc == 0) rc = encode(msg->fields[1].type, o, &b);
+            if (rc == 0) rc = put_long(&b, 0);
+        }
+    }
+    if (rc == 0) value = PyBytes_FromStringAndSize(b.data, b.len);
+    if (b.on_heap) PyMem_Free(b.data);
+    if (!value) goto decline;
+    key = PyUnicode_AsUTF8String(v[A_INTERACTION_ID]); /* key_of: str(interaction_id).encode() */
+    if (!key) goto decline;
+    declined = 0;
+
+    /* From here on the record is being sent: errors propagate as from RecordProducer.send_fast. */
+    PyObject *pargs[3] = {self->topic, value, key};
+    PyObject *r = PyObject_Vectorcall(self->produce, pargs, 3, NULL);
+    if (!r && PyErr_ExceptionMatches(PyExc_BufferError)) {
+        PyErr_Clear(); /* local queue full: the Python side serves reports until there is room */
+        r = PyObject_Vectorcall(self->when_full, pargs, 3, NULL);
+    }
+    if (!r) goto done;
+    Py_DECREF(r);
+    if (++self->sends % self->poll_every == 0) {
+        r = PyObject_Vectorcall(self->poll, &self->zero, 1, NULL);
+        if (!r) goto done;
+        Py_DECREF(r);
+    }
+    result = Py_NewRef(v[A_INTERACTION_ID]);
+    goto done;
+#undef REPLACE
+decline:
+    PyErr_Clear(); /* whatever it was, the Python path raises it again or handles it */
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    for (int j = 0; j < N_VALUES; j++) Py_XDECREF(v[j]);
+    if (declined) return Sender_fallback(self, args, nargsf, kwnames);
+    return result;
+}
+
+static int Sender_traverse(Sender *self, visitproc visit, void *arg) {
+    Py_VISIT(self->encoder);
+    Py_VISIT(self->produce);
+    Py_VISIT(self->poll);
+    Py_VISIT(self->when_full);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->ids);
+    for (int j = 0; j < N_ARGS; j++) Py_VISIT(self->defaults[j]);
+    return 0;
+}
+
+static int Sender_clear(Sender *self) {
+    self->root = NULL;
+    self->nfields = 0;
+    Py_CLEAR(self->encoder);
+    Py_CLEAR(self->header);
+    Py_CLEAR(self->tenant_id);
+    Py_CLEAR(self->topic);
+    Py_CLEAR(self->produce);
+    Py_CLEAR(self->poll);
+    Py_CLEAR(self->when_full);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->ids);
+    for (int j = 0; j < N_ARGS; j++) Py_CLEAR(self->defaults[j]);
+    Py_CLEAR(self->empty_list);
+    Py_CLEAR(self->empty_dict);
+    Py_CLEAR(self->user);
+    Py_CLEAR(self->zero);
+    Py_CLEAR(self->prefix_key);
+    Py_CLEAR(self->counter_key);
+    return 0;
+}
+
+static void Sender_dealloc(Sender *self) {
+    PyObject_GC_UnTrack(self);
+    Sender_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int field_named(Node *record, Py_ssize_t i, const char *name) {
+    return i < record->n && PyUnicode_CompareWithASCIIString(record->fields[i].name, name) == 0;
+}
+
+/* Map the Interaction record's fields to the call's values; refuse any other shape. */
+static int plan_fields(Sender *self, Node *root) {
+    if (root->kind != K_RECORD || root->n != R_ARG_FIELDS + 3) {
+        PyErr_SetString(PyExc_ValueError, "not the Interaction record this sender writes");
+        return -1;
+    }
+    int seen[N_VALUES] = {0};
+    for (Py_ssize_t i = 0; i < root->n; i++) {
+        int s = -1;
+        if (field_named(root, i, "tenant_id")) s = R_TENANT_ID;
+        else if (field_named(root, i, "messages")) s = R_MESSAGES;
+        for (int j = 0; j < N_ARGS && s < 0; j++)
+            if (j != A_PROMPT && j != A_WAIT && field_named(root, i, ARG_NAMES[j])) s = j;
+        if (s < 0 || seen[s]++) {
+            PyErr_Format(PyExc_ValueError, "Interaction field %U: not one this sender writes", root->fields[i].name);
+            return -1;
+        }
+        self->source[i] = s;
+        if (s == R_MESSAGES) {
+            Node *t = root->fields[i].type, *m = t->kind == K_ARRAY ? t->child : NULL;
+            if (!m || m->kind != K_RECORD || m->n != 2 || !field_named(m, 0, "role") || !field_named(m, 1, "content")) {
+                PyErr_SetString(PyExc_ValueError, "messages are not an array of (role, content) records");
+                return -1;
+            }
+        }
+    }
+    self->root = root;
+    self->nfields = root->n;
+    return 0;
+}
+
+static int Sender_init(Sender *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"encoder", "header", "tenant_id", "topic", "produce", "poll", "when_full",
+                             "fallback", "ids", "defaults", "poll_every", NULL};
+    PyObject *encoder, *header, *tenant_id, *topic, *produce, *poll, *when_full, *fallback, *ids, *defaults;
+    Py_ssize_t poll_every;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!UUOOOOOO!n", kwlist, &EncoderType, &encoder, &PyBytes_Type,
+                                     &header, &tenant_id, &topic, &produce, &poll, &when_full, &fallback, &ids,
+                                     &PyDict_Type, &defaults, &poll_every))
+        return -1;
+    if (poll_every < 1) {
+        PyErr_SetString(PyExc_ValueError, "poll_every must be >= 1");
+        return -1;
+    }
+    if (!PyUnicode_CheckExact(tenant_id)) {
+        PyErr_SetString(PyExc_TypeError, "tenant_id must be a str");
+        return -1;
+    }
+    Encoder *enc = (Encoder *)encoder;
+    if (!enc->nodes) {
+        PyErr_SetString(PyExc_RuntimeError, "Encoder not initialised");
+        return -1;
+    }
+    Sender_clear(self);
+    if (plan_fields(self, &enc->nodes[0]) < 0) return -1;
+    /* The Python signature's defaults, by name: exactly the keyword parameters known here. */
+    if (PyDict_GET_SIZE(defaults) != N_ARGS - N_POSITIONAL) {
+        PyErr_SetString(PyExc_ValueError, "defaults must name exactly log_interaction's keyword parameters");
+        return -1;
+    }
+    for (int j = N_POSITIONAL; j < N_ARGS; j++) {
+        PyObject *d = PyDict_GetItemWithError(defaults, ARG_KEYS[j]);
+        if (!d) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "no default for %s", ARG_NAMES[j]);
+            return -1;
+        }
+        self->defaults[j] = Py_NewRef(d);
+    }
+    self->encoder = Py_NewRef(encoder);
+    self->header = Py_NewRef(header);
+    self->tenant_id = Py_NewRef(tenant_id);
+    self->topic = Py_NewRef(topic);
+    self->produce = Py_NewRef(produce);
+    self->poll = Py_NewRef(poll);
+    self->when_full = Py_NewRef(when_full);
+    self->fallback = Py_NewRef(fallback);
+    self->ids = Py_NewRef(ids);
+    self->poll_every = poll_every;
+    self->empty_list = PyList_New(0);
+    self->empty_dict = PyDict_New();
+    self->user = PyUnicode_InternFromString("user");
+    self->zero = PyLong_FromLong(0);
+    self->prefix_key = PyUnicode_InternFromString("prefix");
+    self->counter_key = PyUnicode_InternFromString("counter");
+    if (!self->empty_list || !self->empty_dict || !self->user || !self->zero || !self->prefix_key ||
+        !self->counter_key)
+        return -1;
+    self->vectorcall = (vectorcallfunc)Sender_vectorcall;
+    return 0;
+}
+
+static PyObject *Sender_forward(Sender *self, void *name) {
+    if (!self->fallback) Py_RETURN_NONE;
+    return PyObject_GetAttrString(self->fallback, (const char *)name);
+}
+
+static PyGetSetDef Sender_getset[] = {
+    {"__doc__", (getter)Sender_forward, NULL, NULL, "__doc__"},
+    {"__name__", (getter)Sender_forward, NULL, NULL, "__name__"},
+    {"__qualname__", (getter)Sender_forward, NULL, NULL, "__qualname__"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef Sender_members[] = {
+    {"__wrapped__", T_OBJECT, offsetof(Sender, fallback), READONLY, "the Python method this stands in for"},
+    {"sends", T_PYSSIZET, offsetof(Sender, sends), READONLY, "records produced by this sender"},
+    {"fallbacks", T_PYSSIZET, offsetof(Sender, fallbacks), READONLY, "calls handed to the Python method"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject SenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "hfloop.events.native._avroenc.InteractionSender",
+    .tp_basicsize = sizeof(Sender),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Sender_init,
+    .tp_dealloc = (destructor)Sender_dealloc,
+    .tp_traverse = (traverseproc)Sender_traverse,
+    .tp_clear = (inquiry)Sender_clear,
+    .tp_vectorcall_offset = offsetof(Sender, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_getset = Sender_getset,
+    .tp_members = Sender_members,
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_avroenc", "Avro binary encoder and skip-validator (see services/hfloop/events/native).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_avroenc", "Avro binary encoder, interaction sender and skip-validator (see services/hfloop/events/native).", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__avroenc(void) {
-    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&ValidatorType) < 0) return NULL;
+    if (PyType_Ready(&EncoderType) < 0 || PyType_Ready(&ValidatorType) < 0 || PyType_Ready(&SenderType) < 0)
+        return NULL;
+    for (int j = 0; j < N_ARGS; j++)
+        if (!(ARG_KEYS[j] = PyUnicode_InternFromString(ARG_NAMES[j]))) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Unsupported = PyErr_NewException("hfloop.events.native._avroenc.Unsupported", PyExc_ValueError, NULL);
@@ -895,6 +1291,7 @@ PyMODINIT_FUNC PyInit__avroenc(void) {
     if (!Unsupported || !TYPE_KEY || PyModule_AddObjectRef(m, "Unsupported", Unsupported) < 0 ||
         PyModule_AddObjectRef(m, "Encoder", (PyObject *)&EncoderType) < 0 ||
         PyModule_AddObjectRef(m, "Validator", (PyObject *)&ValidatorType) < 0 ||
+        PyModule_AddObjectRef(m, "InteractionSender", (PyObject *)&SenderType) < 0 ||
         PyModule_AddStringConstant(m, "SOURCE_HASH", HFLOOP_SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;
