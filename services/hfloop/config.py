@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         "(faust's default; lower it where workers never block their event loop that long).",
     )
     stream_heartbeat_interval_s: float = Field(3.0, description="Stream group heartbeat interval.")
+    stream_stuck_timeout_s: float = Field(
+        180.0,
+        description="A stream worker that spends this long in a rebalance or table recovery without "
+        "progress exits for its supervisor to restart it (0: never).",
+    )
     stream_rebalance_timeout_s: float = Field(
         60.0, description="How long a stream group rebalance waits for its members to rejoin."
     )

@@ -37,6 +37,8 @@ STREAM_GROUP_ENV = {
     "HFLOOP_STREAM_SESSION_TIMEOUT_S": "10",
     "HFLOOP_STREAM_HEARTBEAT_INTERVAL_S": "1",
     "HFLOOP_STREAM_REBALANCE_TIMEOUT_S": "20",
+    # A worker stuck in recovery (seen once after the broker restart) exits and is restarted.
+    "HFLOOP_STREAM_STUCK_TIMEOUT_S": "45",
 }
 
 

@@ -5,6 +5,7 @@ whose head record stays unprocessed is re-read from it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -81,3 +82,38 @@ def test_a_frozen_consumer_commits_nothing():
         return await Consumer._commit_offsets(c, {TPA: 5})  # type: ignore[arg-type]
 
     assert asyncio.run(go()) is False
+
+
+def _app(generation: int, received: dict, in_recovery: bool = True) -> SimpleNamespace:
+    recovery = SimpleNamespace(_active_events_received_at=received)
+    return SimpleNamespace(consumer_generation_id=generation, in_recovery=in_recovery,
+                           tables=SimpleNamespace(recovery=recovery))  # fmt: skip
+
+
+def test_a_recovery_without_progress_is_reported_stuck():
+    watch = offsets.StuckWatch(timeout=0.001)
+    app = _app(3, {})
+    assert watch.check(app, busy=True) is None  # first sight
+    time.sleep(0.005)
+    why = watch.check(app, busy=True)
+    assert why is not None and "table recovery made no progress" in why and "generation 3" in why
+
+
+def test_progress_or_a_new_generation_resets_the_clock():
+    watch = offsets.StuckWatch(timeout=0.001)
+    received: dict = {}
+    app = _app(3, received)
+    watch.check(app, busy=True)
+    time.sleep(0.005)
+    received[TPA] = 1.0  # a changelog record arrived
+    assert watch.check(app, busy=True) is None
+    app.consumer_generation_id = 4  # another rebalance
+    assert watch.check(app, busy=True) is None
+    assert watch.check(app, busy=False) is None  # done: forgotten
+    assert watch.check(app, busy=True) is None
+
+
+def test_a_long_timeout_waits():
+    watch = offsets.StuckWatch(timeout=3600.0)
+    app = _app(1, {}, in_recovery=False)
+    assert watch.check(app, busy=True) is None and watch.check(app, busy=True) is None

@@ -136,6 +136,9 @@ class StreamApp:
         self._heaps: dict[str, dict[int, list[tuple[float, bytes]]]] = {"joins": {}, "groups": {}}
         self._indexed: dict[str, Any] = {"joins": None, "groups": None}
         self.holes = offsets.HoleWatch(s.stream_hole_timeout_s)
+        self.stuck = offsets.StuckWatch(s.stream_stuck_timeout_s)
+        # What a worker stuck in a rebalance or recovery does; run_worker exits the process.
+        self.on_stuck: Callable[[str], Any] = self._crash_stuck
         (s.data_dir / "stream").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             s.stream_app_id,
@@ -251,7 +254,12 @@ class StreamApp:
     async def _tick(self) -> None:
         app = self.app
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        if app.rebalancing or app.in_recovery or not recovered:
+        busy = bool(app.rebalancing or app.in_recovery or not recovered)
+        why = self.stuck.check(app, busy)
+        if why is not None:
+            await self.on_stuck(why)
+            return
+        if busy:
             return
         await self.holes.check(app.consumer)
         async with self._lock:
@@ -276,6 +284,10 @@ class StreamApp:
                     batch.dirty[key] = (partition, st)
                 if batch.dirty:
                     await self._guarded(self._commit(batch, table, name))
+
+    async def _crash_stuck(self, why: str) -> None:
+        log.error("stream worker stuck: %s; stopping it", why)
+        await self.app.crash(RuntimeError(f"stream worker stuck: {why}"))
 
     def _reindex_after_recovery(self, name: str) -> Callable[[], Any]:
         async def reindex() -> None:  # recovered keys join the timer's heaps on the next tick

@@ -124,3 +124,37 @@ class HoleWatch:
                 await consumer.seek(tp, committed)
                 self.reseeks += 1
                 self._since[tp] = (committed, now)
+
+
+class StuckWatch:
+    """Notices a worker that stays in a rebalance or table recovery without progress.
+
+    Seen in the chaos run after a broker restart: faust's recovery waited minutes for changelog
+    records that its fetcher never delivered ("No event received for active tp ... since
+    recovery start"), while the worker held its partitions. No in-process step was found that
+    un-sticks it; a restarted worker recovers at once. So after ``timeout`` seconds in which
+    neither the group generation nor the recovery's received-events clock moved, ``stuck()``
+    says why, and the caller exits the worker for its supervisor to restart (no offsets are
+    committed while recovering, so nothing is lost)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._since: float | None = None
+        self._marker: Any = None
+
+    def check(self, app: Any, busy: bool) -> str | None:
+        """``busy``: rebalancing or recovering now. Returns why it is stuck, or None."""
+        if not busy or self.timeout <= 0:
+            self._since = self._marker = None
+            return None
+        recovery = app.tables.recovery
+        received = getattr(recovery, "_active_events_received_at", {}) or {}
+        marker = (app.consumer_generation_id, len(received), max(received.values(), default=0.0))
+        now = time.monotonic()
+        if marker != self._marker or self._since is None:
+            self._marker, self._since = marker, now
+            return None
+        if now - self._since < self.timeout:
+            return None
+        state = "table recovery" if app.in_recovery else "rebalance"
+        return f"{state} made no progress for {now - self._since:.0f}s (generation {marker[0]})"

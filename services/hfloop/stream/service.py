@@ -58,6 +58,15 @@ def run_worker(settings: Settings, names: TopicNames | None = None) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     stream = StreamApp(settings, names)
+
+    async def exit_stuck(why: str) -> None:
+        # A stuck faust worker may not stop cleanly either: leave at once, nothing is committed
+        # while it rebalances or recovers, and the supervisor starts a fresh one.
+        log.critical("stream worker stuck: %s; exiting for the supervisor to restart it", why)
+        logging.shutdown()
+        os._exit(os.EX_SOFTWARE)
+
+    stream.on_stuck = exit_stuck
     worker = faust.Worker(
         stream.app, loop=loop, loglevel="INFO", override_logging=False, redirect_stdouts=False
     )
