@@ -57,7 +57,10 @@ def _worker(s, suffix: str, log: Path) -> subprocess.Popen:
     env.update({"HFLOOP_KAFKA_BOOTSTRAP": s.bootstrap, "HFLOOP_DATA_DIR": str(s.data_dir),
                 "HFLOOP_STREAM_APP_ID": s.stream_app_id, "HFLOOP_LABEL_WINDOW_S": str(s.label_window_s),
                 "HFLOOP_JOIN_GRACE_S": str(s.join_grace_s), "HFLOOP_STREAM_TICK_S": str(s.stream_tick_s),
-                "HFLOOP_STREAM_COMMIT_INTERVAL_S": str(s.stream_commit_interval_s)})  # fmt: skip
+                "HFLOOP_STREAM_COMMIT_INTERVAL_S": str(s.stream_commit_interval_s),
+                # The killed worker's member expires in 10 s (default 60) so its successor starts sooner.
+                "HFLOOP_STREAM_SESSION_TIMEOUT_S": "10", "HFLOOP_STREAM_HEARTBEAT_INTERVAL_S": "1",
+                "HFLOOP_STREAM_REBALANCE_TIMEOUT_S": "20"})  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "hfloop.stream", "--topic-suffix", suffix], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
 
