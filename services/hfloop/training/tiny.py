@@ -95,7 +95,7 @@ def pretrain(
         opt.step()
         sched.step()
         opt.zero_grad()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     tokenizer.padding_side = "left"
     model.eval()
     return losses
