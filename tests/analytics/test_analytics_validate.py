@@ -25,6 +25,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from avro_values import Draw, named_types, values
 from hfloop.analytics import avro_block
 from hfloop.analytics.avro_block import RANGES, reads_every_field, timestamp_problem, validator_of
 from hfloop.analytics.batch import Batch
@@ -37,7 +38,6 @@ from hfloop.sdk import events as ev
 SERDE = Serde()
 SCHEMAS = load_schemas()
 VERSIONS = sorted(SCHEMAS.by_fingerprint.values(), key=lambda sv: (sv.name, sv.version))
-PRIMITIVE = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 # Every Avro type, unions with many branches (negative indexes are Python list indexes to
 # fastavro), a recursive record.
@@ -62,62 +62,13 @@ SYNTHETIC = parse_schema(SYNTHETIC_RAW, _write_hint=False)
 SYNTHETIC_PLAIN = parse_schema(_strip_logical(SYNTHETIC_RAW), _write_hint=False)
 
 
-def named_types(schema: Any, out: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = {} if out is None else out
-    if isinstance(schema, list):
-        for s in schema:
-            named_types(s, out)
-    elif isinstance(schema, dict):
-        if schema.get("type") in ("record", "enum", "fixed") and schema.get("name") not in out:
-            out[schema["name"]] = schema
-        for key in ("type", "items", "values"):
-            if isinstance(schema.get(key), dict | list):
-                named_types(schema[key], out)
-        for f in schema.get("fields", []):
-            named_types(f["type"], out)
-    return out
-
-
 # Timestamps: mostly plausible, often just outside the accepted range, sometimes anything.
 TIMES = st.one_of(
     st.integers(0, EVENT_TIME_MAX_MS),
     st.sampled_from([-1, 0, EVENT_TIME_MAX_MS, EVENT_TIME_MAX_MS + 1, -(2**63), 2**63 - 1]),
     st.integers(-(2**63), 2**63 - 1),
 )
-
-
-def values(schema: Any, named: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
-    """Valid Python values for a parsed schema."""
-    if isinstance(schema, list):
-        return st.one_of([values(s, named, depth) for s in schema])
-    if isinstance(schema, str):
-        return values(named[schema] if schema not in PRIMITIVE else {"type": schema}, named, depth)
-    t = schema["type"]
-    if not isinstance(t, str) or (
-        t not in PRIMITIVE and t not in ("record", "enum", "fixed", "array", "map")
-    ):
-        return values(t, named, depth)
-    text = st.text(st.characters(codec="utf-8"), max_size=10)
-    if schema.get("logicalType") == "timestamp-millis":
-        return TIMES
-    simple: dict[str, st.SearchStrategy[Any]] = {
-        "null": st.none(), "boolean": st.booleans(), "int": st.integers(-(2**31), 2**31 - 1),
-        "long": st.integers(-(2**63), 2**63 - 1), "float": st.floats(width=32), "double": st.floats(),
-        "bytes": st.binary(max_size=10), "string": text,
-    }  # fmt: skip
-    if t in simple:
-        return simple[t]
-    if t == "fixed":
-        return st.binary(min_size=schema["size"], max_size=schema["size"])
-    if t == "enum":
-        return st.sampled_from(schema["symbols"])
-    if t in ("array", "map") and depth > 3:
-        return st.just([] if t == "array" else {})
-    if t == "array":
-        return st.lists(values(schema["items"], named, depth + 1), max_size=3)
-    if t == "map":
-        return st.dictionaries(text, values(schema["values"], named, depth + 1), max_size=3)
-    return st.fixed_dictionaries({f["name"]: values(f["type"], named, depth + 1) for f in schema["fields"]})
+DRAW = Draw(text_size=10, timestamps=TIMES)
 
 
 def written(sv: SchemaVersion | None) -> Any:
@@ -128,7 +79,7 @@ def written(sv: SchemaVersion | None) -> Any:
 
 def draw_body(data: st.DataObject, sv: SchemaVersion | None) -> bytes:
     schema = written(sv)
-    return avro(schema, data.draw(values(schema, named_types(schema))))
+    return avro(schema, data.draw(values(schema, named_types(schema), DRAW)))
 
 
 def avro(schema: Any, datum: Any) -> bytes:

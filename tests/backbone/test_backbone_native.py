@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from records import examples
 
+from avro_values import Draw, named_types, values
 from hfloop.events import native
 from hfloop.events.native.program import NotCompilable, compile_schema
 from hfloop.events.schemas import load_schemas
 from hfloop.events.serde import Codec, EncodeError, Serde
 
 SERDE = Serde()
-PRIMITIVE = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 # Every Avro type, the union shapes fastavro resolves by value, a recursive record.
 SYNTHETIC = parse_schema({
@@ -54,70 +54,6 @@ def fastavro_bytes(schema: Any, datum: Any) -> bytes:
     return buf.getvalue()
 
 
-def named_types(schema: Any, out: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Full name -> definition: a parsed schema defines each named type once, then refers by name."""
-    out = {} if out is None else out
-    if isinstance(schema, list):
-        for s in schema:
-            named_types(s, out)
-    elif isinstance(schema, dict):
-        if schema.get("type") in ("record", "enum", "fixed") and schema.get("name") not in out:
-            out[schema["name"]] = schema
-        for key in ("type", "items", "values"):
-            if isinstance(schema.get(key), dict | list):
-                named_types(schema[key], out)
-        for f in schema.get("fields", []):
-            named_types(f["type"], out)
-    return out
-
-
-def values(schema: Any, named: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
-    """Valid Python values for a parsed schema (what an SDK user or a processor would pass)."""
-    if isinstance(schema, list):
-        return st.one_of([values(s, named, depth) for s in schema])
-    if isinstance(schema, str):
-        return (
-            values(named[schema], named, depth)
-            if schema not in PRIMITIVE
-            else values({"type": schema}, named, depth)
-        )
-    t = schema["type"]
-    if not isinstance(t, str) or (
-        t not in PRIMITIVE and t not in ("record", "enum", "fixed", "array", "map")
-    ):
-        return values(t, named, depth)
-    text = st.text(st.characters(codec="utf-8"), max_size=12)
-    if t == "null":
-        return st.none()
-    if t == "boolean":
-        return st.booleans()
-    if t == "int":
-        return st.integers(-(2**31), 2**31 - 1)
-    if t == "long":
-        return st.integers(-(2**63), 2**63 - 1)
-    if t == "float":
-        return st.floats(width=32) | st.integers(-(2**24), 2**24)
-    if t == "double":
-        return st.floats() | st.integers(-(2**53), 2**53)
-    if t == "bytes":
-        return st.binary(max_size=12)
-    if t == "string":
-        return text
-    if t == "fixed":
-        return st.binary(min_size=schema["size"], max_size=schema["size"])
-    if t == "enum":
-        return st.sampled_from(schema["symbols"])
-    if t in ("array", "map") and depth > 3:  # recursive schemas end in empty containers
-        return st.just([] if t == "array" else {})
-    if t == "array":
-        return st.lists(values(schema["items"], named, depth + 1), max_size=3)
-    if t == "map":
-        return st.dictionaries(text, values(schema["values"], named, depth + 1), max_size=3)
-    fields = {f["name"]: values(f["type"], named, depth + 1) for f in schema["fields"]}
-    optional = {f["name"]: fields.pop(f["name"]) for f in schema["fields"] if "default" in f and depth > 0}
-    return st.fixed_dictionaries(fields, optional=optional)
-
-
 def writer_schemas() -> list[tuple[str, Any]]:
     out = [(f"{sv.name}.v{sv.version}", Codec.of(sv).plain) for sv in load_schemas().by_fingerprint.values()]
     # The raw schemas too: their timestamp-millis longs take ints unchanged.
@@ -126,6 +62,7 @@ def writer_schemas() -> list[tuple[str, Any]]:
 
 
 SCHEMAS = writer_schemas()
+DRAW = Draw(text_size=12, loose_numbers=True, optional_defaults=True)
 EVERY_SCHEMA = pytest.mark.parametrize("label, schema", SCHEMAS, ids=[s[0] for s in SCHEMAS])
 PROPERTY = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
@@ -144,7 +81,7 @@ def test_native_encoder_is_built_and_active():
 def test_native_bytes_equal_fastavro_bytes(label, schema, data):
     enc = native.encoder_for(schema)
     assert enc is not None, label
-    rec = data.draw(values(schema, named_types(schema)))
+    rec = data.draw(values(schema, named_types(schema), DRAW))
     assert enc.encode(b"", rec) == fastavro_bytes(schema, rec)
 
 
@@ -181,7 +118,7 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 def test_native_declines_or_agrees_on_wrong_values(label, schema, data):
     """A wrong value anywhere (or a dropped key): native output, if any, is fastavro's output."""
     enc = native.encoder_for(schema)
-    rec = data.draw(values(schema, named_types(schema)))
+    rec = data.draw(values(schema, named_types(schema), DRAW))
     path = data.draw(st.sampled_from(_paths(rec)))
     if path and data.draw(st.booleans()) and isinstance(rec, dict):
         bad = _replace(rec, path[:-1], {k: v for k, v in _get(rec, path[:-1]).items() if k != path[-1]}) \

@@ -8,10 +8,8 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,8 @@ from hfloop.stream.logic import derived_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 from stream_helpers import read_topic  # noqa: E402,F401  (re-exported: the chaos test reads topics with it)
+
+from waiting import wait_until  # noqa: F401  (re-exported to this folder's tests)
 
 SERDE = Serde()
 T0 = 1_700_000_000_000
@@ -230,12 +230,3 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> dict[str, in
         return lag
     finally:
         c.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, every: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return check()

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from hfloop.config import Settings
 from hfloop.events.kafka import now_ms
 from hfloop.events.serde import default_serde
+from waiting import eventually  # noqa: F401  (re-exported to this folder's tests)
 
 
 def memory_update(tenant: str, situation: str, corrected: str, *, annotator: str = "user-1",
@@ -39,18 +40,6 @@ def label(tenant: str, score: float, *, agent: str = "support", route: str = "de
         "retrieved_doc_ids": docs or [], "memory_ids_used": [], "annotator_ids": annotators or [],
         "contributing_event_ids": [uuid.uuid4().hex],
     }  # fmt: skip
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
 def read_topic(settings: Settings, topic: str, match: Callable[[dict[str, Any]], bool],

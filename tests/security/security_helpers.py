@@ -9,11 +9,10 @@ get PEM files, as HFLOOP_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE expect.
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from waiting import eventually  # noqa: F401  (re-exported to this folder's tests)
 
 DAYS = "2"
 USER, PASSWORD = "hfloop-svc", "s3cr3t-Sasl-Pw-7f2c"
@@ -53,15 +52,3 @@ def make_pki(home: Path, password: str = "keystore-pass") -> TestPki:
     _openssl("pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", "ca.pem",
              "-name", "broker", "-out", "broker.p12", "-passout", f"pass:{password}", cwd=home)  # fmt: skip
     return TestPki(home / "ca.pem", home / "broker.p12", password, home / "client.pem", home / "client.key")
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -14,6 +14,7 @@ from hfloop.config import Settings
 from hfloop.events.serde import Serde
 from hfloop.events.topics import TOPICS, key_of
 from hfloop.stream.app import TopicNames
+from waiting import wait_until  # noqa: F401  (re-exported to this folder's tests)
 
 SERDE = Serde()
 CONTRACT = {"interactions": "hfloop.interactions", "feedback": "hfloop.feedback", "outcomes": "hfloop.outcomes",
@@ -85,12 +86,3 @@ def read_topic(settings: Settings, topic: str, record: str | None = None) -> lis
 
 def read_outputs(settings: Settings, names: TopicNames) -> dict[str, list[dict[str, Any]]]:
     return {f: read_topic(settings, getattr(names, f), r) for f, r in OUTPUT_RECORD.items()}
-
-
-def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return check()
