@@ -113,10 +113,9 @@ class MemoryMirror:
         tenant and agent visible to ``user_id`` (or all of them with ``any_visibility``)."""
         with self.lock:
             n = len(self._ids)
-            t, a = self._codes.get(tenant_id), self._codes.get(agent_id)
-            if n == 0 or t < 0 or a < 0:
+            mask = self._of_agent(n, tenant_id, agent_id)
+            if mask is None:
                 return []
-            mask = self._alive[:n] & (self._cols["tenant_id"][:n] == t) & (self._cols["agent_id"][:n] == a)
             if route is not None:
                 mask &= self._cols["route"][:n] == self._codes.get(route)
             if not any_visibility:
@@ -124,12 +123,7 @@ class MemoryMirror:
                 if user_id:
                     visible |= self._cols["annotator_id"][:n] == self._codes.get(user_id)
                 mask &= visible
-            idx = np.flatnonzero(mask)
-            if idx.size == 0:
-                return []
-            scores = self._sit[idx] @ _unit(np.asarray(vector, np.float32))
-            keep = scores >= threshold
-            idx, scores = idx[keep], scores[keep]
+            idx, scores = self._scored(mask, vector, threshold)
             top = np.argsort(-scores, kind="stable")[:limit]
             return self._rows(idx, scores, top, with_answer)
 
@@ -141,17 +135,13 @@ class MemoryMirror:
         nearest; best first overall. With answer vectors (this serves corroboration)."""
         with self.lock:
             n = len(self._ids)
-            t, a = self._codes.get(tenant_id), self._codes.get(agent_id)
-            if n == 0 or t < 0 or a < 0:
+            mask = self._of_agent(n, tenant_id, agent_id)
+            if mask is None:
                 return []
-            mask = self._alive[:n] & (self._cols["tenant_id"][:n] == t) & (self._cols["agent_id"][:n] == a)
             mask &= self._cols["annotator_id"][:n] != self._codes.get("")  # Qdrant skips ungroupable points
-            idx = np.flatnonzero(mask)
+            idx, scores = self._scored(mask, vector, threshold)
             if idx.size == 0:
                 return []
-            scores = self._sit[idx] @ _unit(np.asarray(vector, np.float32))
-            keep = scores >= threshold
-            idx, scores = idx[keep], scores[keep]
             order = np.argsort(-scores, kind="stable")
             who = self._cols["annotator_id"][idx[order]]
             # Rank of each hit within its annotator's hits (0 = that annotator's best), vectorised:
@@ -167,6 +157,22 @@ class MemoryMirror:
             chosen = who[np.sort(first_seen)[:groups]]
             top = order[(rank < group_size) & np.isin(who, chosen)]
             return self._rows(idx, scores, top, True)
+
+    def _of_agent(self, n: int, tenant_id: str, agent_id: str) -> np.ndarray | None:
+        """Live entries of this tenant and agent (None when there can be none)."""
+        t, a = self._codes.get(tenant_id), self._codes.get(agent_id)
+        if n == 0 or t < 0 or a < 0:
+            return None
+        return self._alive[:n] & (self._cols["tenant_id"][:n] == t) & (self._cols["agent_id"][:n] == a)
+
+    def _scored(
+        self, mask: np.ndarray, vector: np.ndarray, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, cosine to ``vector``) of the masked entries at or above ``threshold``."""
+        idx = np.flatnonzero(mask)
+        scores = self._sit[idx] @ _unit(np.asarray(vector, np.float32))
+        keep = scores >= threshold
+        return idx[keep], scores[keep]
 
     def _rows(self, idx: np.ndarray, scores: np.ndarray, top: np.ndarray,
               with_answer: bool) -> list[tuple[str, float, dict[str, Any], np.ndarray | None]]:  # fmt: skip
