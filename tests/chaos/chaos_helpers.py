@@ -23,6 +23,7 @@ from hfloop.stream.logic import derived_id
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 from stream_helpers import read_topic  # noqa: E402,F401  (re-exported: the chaos test reads topics with it)
+from stream_load import sessions  # noqa: E402
 
 from waiting import wait_until  # noqa: F401  (re-exported to this folder's tests)
 
@@ -43,40 +44,8 @@ STREAM_GROUP_ENV = {
 
 
 def workload(tenant: str, n_interactions: int) -> tuple[list[Event], dict[str, set[str]]]:
-    """Sessions of two interactions with two outcomes each: the first rephrased and abandoned,
-    the second accepted and copied; every 10th session's second answer also gets a thumbs-down
-    rating. Expected (docs/stream.md, ids from the inputs): the final label of every
-    interaction, one IMPLICIT_REPHRASE pair per session."""
-    events: list[Event] = []
-    labels: set[str] = set()
-    pairs: set[str] = set()
-    for k in range(n_interactions // 2):
-        sid = f"{tenant}-s{k}"
-        pair_eids = []
-        for j, (kinds, resp) in enumerate([(("REPHRASED", "ABANDONED"), "first answer"),
-                                           (("ACCEPTED", "COPIED"), "second answer")]):  # fmt: skip
-            iid = f"{tenant}-{k}-{j}"
-            t = T0 + k * 1000 + j * 100
-            inter = ev.interaction(tenant_id=tenant, agent_id="chaos", prompt=f"question {k}/{j}",
-                                   response=f"{resp} {k}", interaction_id=iid, event_id=f"e-{iid}",
-                                   session_id=sid, event_time=t)  # fmt: skip
-            events.append(("Interaction", inter))
-            ids = [inter["event_id"]]
-            for n, kind in enumerate(kinds):
-                o = ev.outcome(tenant_id=tenant, interaction_id=iid, kind=kind, session_id=sid,
-                               event_time=t + 10 + n, event_id=f"o{n}-{iid}")  # fmt: skip
-                events.append(("Outcome", o))
-                ids.append(o["event_id"])
-            if j == 1 and k % 10 == 0:
-                f = ev.feedback(tenant_id=tenant, interaction_id=iid, kind="RATING", annotator_id=f"u{k}",
-                                rating={"scale": "THUMBS", "value": -1.0}, event_time=t + 20,
-                                event_id=f"f-{iid}")  # fmt: skip
-                events.append(("Feedback", f))
-                ids.append(f["event_id"])
-            labels.add(derived_id("label", tenant, iid, *sorted(ids)))
-            pair_eids.append(inter["event_id"])
-        pairs.add(derived_id("pair", "IMPLICIT_REPHRASE", *pair_eids))
-    return events, {"labels": labels, "pairs": pairs}
+    """The stream tests' sessions (rephrased then accepted), every 10th also rated thumbs-down."""
+    return sessions(tenant, n_interactions, agent_id="chaos", rate_every=10)
 
 
 def gateway_workload(tenant: str, n_corrections: int) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:

@@ -13,10 +13,12 @@ T0 = 1_700_000_000_000
 Event = tuple[str, dict[str, Any]]
 
 
-def sessions(tenant: str, n_interactions: int) -> tuple[list[Event], dict[str, set[str]]]:
+def sessions(tenant: str, n_interactions: int, agent_id: str = "bench",
+             rate_every: int = 0) -> tuple[list[Event], dict[str, set[str]]]:  # fmt: skip
     """Sessions of two interactions with two outcomes each: the first rephrased and abandoned,
-    the second accepted and copied. Expected: a label per interaction (version 2) and one
-    IMPLICIT_REPHRASE pair per session."""
+    the second accepted and copied; with ``rate_every`` N, every Nth session's second answer also
+    gets a thumbs-down rating. Expected (docs/stream.md, ids from the inputs): the final label of
+    every interaction and one IMPLICIT_REPHRASE pair per session."""
     events: list[Event] = []
     labels: set[str] = set()
     pairs: set[str] = set()
@@ -27,7 +29,7 @@ def sessions(tenant: str, n_interactions: int) -> tuple[list[Event], dict[str, s
                                            (("ACCEPTED", "COPIED"), "second answer")]):  # fmt: skip
             iid = f"{tenant}-{k}-{j}"
             t = T0 + k * 1000 + j * 100
-            inter = ev.interaction(tenant_id=tenant, agent_id="bench", prompt=f"question {k}/{j}", response=f"{resp} {k}",
+            inter = ev.interaction(tenant_id=tenant, agent_id=agent_id, prompt=f"question {k}/{j}", response=f"{resp} {k}",
                                    interaction_id=iid, event_id=f"e-{iid}", session_id=sid, event_time=t)  # fmt: skip
             events.append(("Interaction", inter))
             ids = [inter["event_id"]]
@@ -36,6 +38,12 @@ def sessions(tenant: str, n_interactions: int) -> tuple[list[Event], dict[str, s
                                event_id=f"o{n}-{iid}")  # fmt: skip
                 events.append(("Outcome", o))
                 ids.append(o["event_id"])
+            if j == 1 and rate_every and k % rate_every == 0:
+                f = ev.feedback(tenant_id=tenant, interaction_id=iid, kind="RATING", annotator_id=f"u{k}",
+                                rating={"scale": "THUMBS", "value": -1.0}, event_time=t + 20,
+                                event_id=f"f-{iid}")  # fmt: skip
+                events.append(("Feedback", f))
+                ids.append(f["event_id"])
             labels.add(derived_id("label", tenant, iid, *sorted(ids)))
             pair_eids.append(inter["event_id"])
         pairs.add(derived_id("pair", "IMPLICIT_REPHRASE", *pair_eids))
